@@ -1,0 +1,214 @@
+# Copyright (c) EVLab contributors.
+"""Safe checkpoint loading and crash-safe checkpoint writing.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
+0.10.7 checkpoints carry mmengine and numpy objects (the message hub's
+``HistoryBuffer``, numpy scalars, ...), so ``--resume`` fails out of the
+box. Turning ``weights_only`` off would let any checkpoint run arbitrary
+code. EVLab instead keeps the restricted loader and allowlists exactly the
+types its own checkpoints contain (:data:`SAFE_GLOBALS`). A checkpoint that
+holds any other pickled object is refused with a message naming the type;
+a user who trusts the file adds the type through the environment variable
+``EVLAB_TRUSTED_CHECKPOINT_TYPES`` (comma-separated ``module.Name``).
+
+Writes go through :class:`AtomicLocalBackend`: the bytes land in a
+temporary file in the same folder, are flushed to disk and then renamed over
+the target, so a crash in the middle of a write never replaces the previous
+good checkpoint.
+
+:func:`install` wires both into mmengine. The tools call it; call it
+yourself when you drive a ``Runner`` from your own script.
+"""
+import importlib
+import os
+import os.path as osp
+import pickle
+import re
+import tempfile
+import zipfile
+from typing import Any, Callable, List, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio.backends import backends as _registered_backends
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from .errors import EVLabError
+
+#: Name under which :class:`AtomicLocalBackend` is registered in mmengine.
+ATOMIC_BACKEND = 'evlab_atomic_local'
+TRUST_ENV = 'EVLAB_TRUSTED_CHECKPOINT_TYPES'
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy objects that pickled arrays and scalars refer to."""
+    from numpy import dtypes
+    items: List[Any] = [np.ndarray, np.dtype]
+    # numpy 2 pickles arrays through numpy._core, numpy 1 through numpy.core
+    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        items += [mod._reconstruct, mod.scalar]
+        break
+    # the concrete dtype classes (Float64DType, Int64DType, ...)
+    items += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return items
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to HistoryBuffer's statistics methods.
+
+    Pickle protocol 2 stores the functions in a ``HistoryBuffer``'s
+    ``statistics_methods`` as ``getattr(HistoryBuffer, 'mean')``. A general
+    ``getattr`` would let a crafted file walk from any allowed object to
+    arbitrary code, so only these lookups are served.
+    """
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL builtins.getattr (on {obj!r}, {name!r})')
+
+
+#: Every non-tensor type that an mmengine checkpoint written by EVLab holds.
+SAFE_GLOBALS: List[Any] = [
+    HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+] + _numpy_globals()
+
+
+def _trusted_extra() -> List[Any]:
+    """Types the user allowed through ``EVLAB_TRUSTED_CHECKPOINT_TYPES``."""
+    extra = []
+    for name in filter(None, (s.strip() for s in
+                              os.environ.get(TRUST_ENV, '').split(','))):
+        module, _, attr = name.rpartition('.')
+        try:
+            extra.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError, ValueError) as e:
+            raise EVLabError(
+                f'{TRUST_ENV} names {name!r}, which cannot be imported '
+                f'({e}). Use the dotted path the refusal message printed.'
+            ) from e
+    return extra
+
+
+class CheckpointError(EVLabError):
+    """A checkpoint could not be read (missing, truncated or unsafe)."""
+
+
+_UNSAFE_RE = re.compile(r'Unsupported global: GLOBAL ([\w.]+)')
+
+
+def safe_load(filename: Union[str, os.PathLike],
+              map_location: Optional[Any] = None) -> Any:
+    """``torch.load`` with ``weights_only=True`` and EVLab's allowlist.
+
+    Args:
+        filename (str | PathLike): A local checkpoint file.
+        map_location (optional): Same as :func:`torch.load`.
+            Defaults to None.
+
+    Raises:
+        CheckpointError: The file is missing, is not a readable checkpoint
+            (e.g. truncated by a crash), or pickles a type outside the
+            allowlist. The message names the file and the type.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise CheckpointError(f'checkpoint {filename!r} does not exist')
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS +
+                                              _trusted_extra()):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as e:
+        match = _UNSAFE_RE.search(str(e))
+        kind = match.group(1) if match else 'an unsupported object'
+        raise CheckpointError(
+            f'checkpoint {filename!r} contains a pickled object of type '
+            f'{kind}, which is not in EVLab\'s allowlist of checkpoint '
+            f'types, so it was not loaded (loading it could run arbitrary '
+            f'code). If you trust this file, allow the type with '
+            f'`export {TRUST_ENV}={kind}` and run again.') from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(
+            f'checkpoint {filename!r} is truncated or corrupt and cannot be '
+            f'read ({str(e).splitlines()[0]}). If a run crashed while '
+            f'saving, use the previous checkpoint in the same folder.'
+        ) from None
+
+
+def _load_from_local(filename: str, map_location: Optional[Any]) -> Any:
+    return safe_load(filename, map_location)
+
+
+_load_from_local.__name__ = 'load_from_local'  # mmengine logs name[10:]
+
+
+class AtomicLocalBackend(LocalBackend):
+    """Local file backend whose writes are all-or-nothing.
+
+    Data is written to a temporary file next to the target, flushed and
+    fsync-ed, then renamed over the target with :func:`os.replace`, which is
+    atomic on POSIX and Windows.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
+        """Write ``obj`` to ``filepath`` atomically."""
+        self._atomic_write(str(filepath), lambda f: f.write(obj))
+
+    def put_text(self, obj: str, filepath: Union[str, os.PathLike],
+                 encoding: str = 'utf-8') -> None:
+        """Write text ``obj`` to ``filepath`` atomically."""
+        self._atomic_write(str(filepath),
+                           lambda f: f.write(obj.encode(encoding)))
+
+    @staticmethod
+    def _atomic_write(filepath: str, write: Callable) -> None:
+        folder = osp.dirname(osp.abspath(filepath))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder,
+                                   prefix='.' + osp.basename(filepath),
+                                   suffix='.tmp')
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+def install() -> None:
+    """Make mmengine load local checkpoints safely and write atomically.
+
+    Replaces mmengine's loader for local paths (the ``''`` scheme) with
+    :func:`safe_load`. This needs ``force=True``: mmengine has exactly one
+    loader per scheme and no other hook to change how it unpickles. The
+    atomic backend is registered under its own name
+    (:data:`ATOMIC_BACKEND`); :func:`use_atomic_checkpoints` points a
+    config's checkpoint hook at it.
+    """
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
+                                     force=True)
+    if ATOMIC_BACKEND not in _registered_backends:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
+
+
+def use_atomic_checkpoints(cfg) -> None:
+    """Point ``cfg.default_hooks.checkpoint`` at the atomic backend.
+
+    Leaves a checkpoint hook alone when its config already chooses a
+    backend or writes to a remote ``out_dir`` (e.g. an object store).
+    """
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is None or hook.get('backend_args') is not None:
+        return
+    if '://' not in str(hook.get('out_dir') or ''):
+        hook['backend_args'] = dict(backend=ATOMIC_BACKEND)

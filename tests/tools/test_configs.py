@@ -1,0 +1,43 @@
+# Copyright (c) EVLab contributors.
+"""Every config under configs/ loads and builds its model on the CPU,
+without touching the network."""
+import glob
+import os.path as osp
+import socket
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                       recursive=True)
+    if '_base_' not in p)
+
+
+def test_configs_are_found():
+    assert len(CONFIGS) >= 3
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'a config tried to reach the network: {args}')
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_config_builds_model(config, no_network):
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    assert cfg.get('default_scope') in ('mmdet', 'mmseg', 'mmpretrain')
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params > 0
+    assert all(p.device.type == 'cpu' for p in model.parameters())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
