@@ -6,6 +6,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
+crop_size = (128, 128)
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs GPUs
 model = dict(
     data_preprocessor=dict(size=crop_size),

@@ -67,7 +67,11 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     ``getattr`` would let a crafted file walk from any allowed object to
     arbitrary code, so only these lookups are served.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # the built-in statistics are registered only when a first instance is
+    # made, so they are listed here too
+    allowed = {'min', 'max', 'current', 'mean'}
+    allowed |= set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'Unsupported global: GLOBAL builtins.getattr (on {obj!r}, {name!r})')

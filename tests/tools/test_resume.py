@@ -22,7 +22,6 @@ OPTIONS = [
     'train_dataloader.persistent_workers=False',
     'default_hooks.checkpoint.interval=1',
     'default_hooks.checkpoint.max_keep_ckpts=-1',
-    'param_scheduler.1.T_max=1',
 ]
 
 

@@ -46,6 +46,8 @@ def test_train_then_test(host, toy_data, tool, tmp_path):
     out = tmp_path / 'preds.pkl'
     test_overrides = [o.replace('val_dataloader', 'test_dataloader')
                       for o in overrides if o.startswith('val_dataloader')]
+    if host == 'mmdet':  # keep the barely trained detector's boxes
+        test_overrides.append('model.test_cfg.score_thr=0.0')
     res = tool([osp.join(ROOT, 'tools', 'test.py'), osp.join(ROOT, config),
                 ckpt, '--work-dir', str(tmp_path / 'test'), '--out',
                 str(out), '--cfg-options'] + test_overrides,
@@ -54,5 +56,5 @@ def test_train_then_test(host, toy_data, tool, tmp_path):
     assert metric in res.stdout + res.stderr
     with open(out, 'rb') as f:
         preds = pickle.load(f)
-    n_test = int(test_overrides[0].split('=')[1])
+    n_test = int(test_overrides[0].split('=')[1])  # the indices=N option
     assert len(preds) == n_test

@@ -101,7 +101,6 @@ step_mmcv() {
     echo "no cached wheel in $dir: building mmcv $MMCV_VERSION ($flavour ops)"
     local src
     src=$(mktemp -d)
-    trap 'rm -rf "$src"' RETURN
     pip_ download --no-deps --no-binary mmcv --no-build-isolation \
       "mmcv==$MMCV_VERSION" -d "$src"
     tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
@@ -124,6 +123,7 @@ step_mmcv() {
     cp "$built" "$dir/.partial.whl"
     mv "$dir/.partial.whl" "$dir/$(basename "$built")"
     wheel=$dir/$(basename "$built")
+    rm -rf "$src"
   else
     echo "using cached wheel $wheel"
   fi
