@@ -9,6 +9,11 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
+
+# mmengine and mmcv import pkg_resources (hence setuptools<81), which warns
+# on every start; the warning is not the user's concern
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:

@@ -9,6 +9,11 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
+
+# mmengine and mmcv import pkg_resources (hence setuptools<81), which warns
+# on every start; the warning is not the user's concern
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
@@ -67,7 +72,11 @@ def build_config(args: argparse.Namespace):
                 f'base_batch_size=...)` in {args.config!r}')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        latest = checkpoint.find_resume_checkpoint(cfg.work_dir)
+        if latest is None:
+            print(f'--resume: no checkpoint in {cfg.work_dir}, starting '
+                  f'from scratch')
+        cfg.resume, cfg.load_from = latest is not None, latest
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise EVLabError(f'--resume: checkpoint {args.resume!r} does '

@@ -140,8 +140,9 @@ def safe_load(filename: Union[str, os.PathLike],
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(
             f'checkpoint {filename!r} is truncated or corrupt and cannot be '
-            f'read ({str(e).splitlines()[0]}). If a run crashed while '
-            f'saving, use the previous checkpoint in the same folder.'
+            f'read ({str(e).splitlines()[0].split(". ")[0]}). If a run '
+            f'crashed while saving, use the previous checkpoint in the '
+            f'same folder.'
         ) from None
 
 
@@ -216,3 +217,30 @@ def use_atomic_checkpoints(cfg) -> None:
         return
     if '://' not in str(hook.get('out_dir') or ''):
         hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint in ``work_dir``, or None.
+
+    mmengine trusts the ``last_checkpoint`` file alone, which is written
+    after the checkpoint itself: a run killed between the two would restart
+    from scratch. Checkpoints are written atomically here, so every
+    ``*.pth`` present is complete and the newest one is the place to resume
+    from, whatever ``last_checkpoint`` says.
+    """
+    candidates = []
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        if named and osp.isfile(named):
+            candidates.append(named)
+    if osp.isdir(work_dir):
+        candidates += [
+            osp.join(work_dir, name) for name in os.listdir(work_dir)
+            if name.endswith('.pth') and not name.startswith('best_')
+            and osp.isfile(osp.join(work_dir, name))
+        ]
+    if not candidates:
+        return None
+    return max(candidates, key=osp.getmtime)

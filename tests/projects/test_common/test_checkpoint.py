@@ -127,3 +127,14 @@ def test_getattr_is_served_only_for_history_buffer_methods(tmp_path):
         pickle.dump({'x': Sneaky()}, f, protocol=2)
     with pytest.raises(ckpt.CheckpointError):
         ckpt.safe_load(evil)
+
+
+def test_resume_picks_newest_checkpoint_over_stale_pointer(tmp_path):
+    assert ckpt.find_resume_checkpoint(str(tmp_path)) is None
+    for i, name in enumerate(['epoch_1.pth', 'best_acc.pth', 'epoch_2.pth']):
+        (tmp_path / name).write_bytes(b'x')
+        os.utime(tmp_path / name, (100 + i, 100 + i))
+    # killed after epoch_2.pth was renamed into place, before the pointer
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
+    assert ckpt.find_resume_checkpoint(str(tmp_path)) == str(
+        tmp_path / 'epoch_2.pth')
