@@ -51,7 +51,10 @@ class ProgressBarHook(Hook):
         bar = '#' * filled + '.' * (self.width - filled)
         loss = ''
         if outputs and 'loss' in outputs:
-            loss = f'  loss {float(outputs["loss"]):.3f}'
+            value = outputs['loss']
+            if hasattr(value, 'detach'):
+                value = value.detach()
+            loss = f'  loss {float(value):.3f}'
         epoch = ''
         if runner.max_epochs:
             epoch = f'  epoch {runner.epoch + 1}/{runner.max_epochs}'

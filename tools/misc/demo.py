@@ -41,13 +41,18 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = osp.join(ROOT, args.work_dir)
     py = sys.executable
-    run([py, 'tools/train.py', args.config, '--work-dir', work_dir,
-         '--cfg-options', "custom_hooks=[dict(type='ProgressBarHook')]",
-         'default_hooks.logger.interval=100000'])
+    # the config plus a progress bar in place of the periodic log lines
+    os.makedirs(work_dir, exist_ok=True)
+    demo_cfg = osp.join(work_dir, 'demo_config.py')
+    with open(demo_cfg, 'w') as f:
+        f.write(f"_base_ = [{osp.join(ROOT, args.config)!r}]\n"
+                "custom_hooks = [dict(type='ProgressBarHook')]\n"
+                "default_hooks = dict(logger=dict(interval=100000))\n")
+    run([py, 'tools/train.py', demo_cfg, '--work-dir', work_dir])
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     test_dir = osp.join(work_dir, 'test')
-    run([py, 'tools/test.py', args.config, ckpt, '--work-dir', test_dir])
+    run([py, 'tools/test.py', demo_cfg, ckpt, '--work-dir', test_dir])
     metrics = latest_metrics(test_dir)
     keys = [k for k in metrics if k.endswith('bbox_mAP')]
     if not keys:
