@@ -1,5 +1,6 @@
-# Plain FCN with a ResNetV1c-18 D16 backbone (from scratch) on the toy
-# segmentation set. Expected: see configs/baselines/README.md.
+# Plain FCN with a half-width ResNetV1c-18 D16 backbone (stages of 32-256
+# channels, from scratch) on the toy segmentation set. Expected: see
+# configs/baselines/README.md.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     '../_base_/datasets/toy_seg.py',
@@ -13,17 +14,19 @@ model = dict(
     pretrained=None,  # from scratch: no pretrained weights here
     backbone=dict(
         depth=18,
+        stem_channels=32,
+        base_channels=32,
         strides=(1, 2, 2, 1),
         dilations=(1, 1, 1, 2),
         norm_cfg=norm_cfg),
     decode_head=dict(
-        in_channels=512, channels=128, num_classes=6, norm_cfg=norm_cfg),
+        in_channels=256, channels=64, num_classes=6, norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        in_channels=256, channels=64, num_classes=6, norm_cfg=norm_cfg))
+        in_channels=128, channels=32, num_classes=6, norm_cfg=norm_cfg))
 
-max_iters = 1000
+max_iters = 600
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=300)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [
@@ -32,6 +35,6 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2))
+    checkpoint=dict(by_epoch=False, interval=300, max_keep_ckpts=2))
 auto_scale_lr = dict(base_batch_size=8)
 randomness = dict(seed=0)

@@ -77,7 +77,7 @@ def test_classification_imagenet_layout(toy_data):
     root = osp.join(toy_data, 'toy_cls')
     classes = open(osp.join(root, 'meta', 'classes.txt')).read().split()
     assert len(classes) >= 10
-    for split, per_class in (('train', 80), ('val', 20)):
+    for split, per_class in (('train', 260), ('val', 40)):
         lines = open(osp.join(root, 'meta', f'{split}.txt')).read().split(
             '\n')
         lines = [ln.split() for ln in lines if ln]

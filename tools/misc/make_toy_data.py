@@ -8,7 +8,8 @@ pipelines of mmdet / mmpretrain / mmseg read them unchanged:
   ``{train,val}/*.jpg``), 5 shape classes whose sizes span 8 px to ~150 px,
   so that every FPN level of a detector receives objects.
 * ``toy_cls``: ImageNet layout (``train/<class>/*.JPEG``, flat ``val/``,
-  ``meta/{train,val}.txt`` with ``path label`` lines), 10 shape classes.
+  ``meta/{train,val}.txt`` with ``path label`` lines), 10 shape classes,
+  2600 train and 400 val images of 64x64.
 * ``toy_seg``: ADE20K layout (``images/{training,validation}/*.jpg`` and
   ``annotations/{training,validation}/*.png``); label 0 is "other" and is
   ignored through ``reduce_zero_label=True``, labels 1..6 are the classes.
@@ -41,7 +42,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 #: Bump when the generated content changes, so stale data is regenerated.
-TOY_DATA_VERSION = 1
+TOY_DATA_VERSION = 2
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(ROOT, 'data')
 STAMP = '.complete'
@@ -205,11 +206,11 @@ def make_det(out: str, seed: int) -> None:
 
 
 def make_cls(out: str, seed: int) -> None:
-    """ImageNet-style classification: 10 classes, 64x64, 80 + 20 each."""
+    """ImageNet-style classification: 10 classes, 64x64, 260 + 40 each."""
     os.makedirs(osp.join(out, 'meta'))
     with open(osp.join(out, 'meta', 'classes.txt'), 'w') as f:
         f.write('\n'.join(CLS_CLASSES) + '\n')
-    for split, per_class, off in (('train', 80, 0), ('val', 20, 1)):
+    for split, per_class, off in (('train', 260, 0), ('val', 40, 1)):
         rng = np.random.default_rng([seed, 2, off])
         lines = []
         order = [(c, i) for i in range(per_class)

@@ -1,6 +1,6 @@
 # Toy classification (ImageNet layout), made by
 # `python tools/misc/make_toy_data.py`: 10 shape classes, 64x64 images,
-# 800 train / 200 val, read by mmpretrain's CustomDataset.
+# 2600 train / 400 val, read by mmpretrain's CustomDataset.
 dataset_type = 'CustomDataset'
 data_root = '{{ fileDirname }}/../../../data/toy_cls/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'diamond', 'hexagon',
