@@ -127,7 +127,9 @@ step_mmcv() {
   else
     echo "using cached wheel $wheel"
   fi
+  # the wheel itself (replacing any other mmcv build), then its requirements
   pip_ install --force-reinstall --no-deps "$wheel"
+  pip_ install "$wheel" "mmengine==0.10.7"
   "$VENV/bin/python" -c 'import mmcv.ops; print("mmcv", mmcv.__version__)'
 }
 
