@@ -59,7 +59,11 @@ run_step() {
   say "$desc: ok ($((SECONDS - t0))s)"
 }
 
-pip_() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+# --no-compile: byte-compiling torch's thousands of files at install time
+# costs tens of seconds; Python compiles what is imported, when imported
+pip_() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check --no-compile "$@"
+}
 
 step_venv() {
   command -v "$PYTHON" >/dev/null || {
