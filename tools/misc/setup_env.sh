@@ -61,9 +61,8 @@ run_step() {
 
 # --no-compile: byte-compiling torch's thousands of files at install time
 # costs tens of seconds; Python compiles what is imported, when imported
-pip_() {
-  "$VENV/bin/python" -m pip --disable-pip-version-check --no-compile "$@"
-}
+pip_() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip_install() { pip_ install --no-compile "$@"; }
 
 step_venv() {
   command -v "$PYTHON" >/dev/null || {
@@ -73,11 +72,11 @@ step_venv() {
   "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' ||
     { echo "$PYTHON is not Python 3.11"; return 1; }
   [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
-  pip_ install 'setuptools<81' wheel ninja
+  pip_install 'setuptools<81' wheel ninja
 }
 
 step_torch() {
-  pip_ install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 }
 
 # cpu or cuda: which mmcv ops this machine builds
@@ -132,13 +131,13 @@ step_mmcv() {
     echo "using cached wheel $wheel"
   fi
   # the wheel itself (replacing any other mmcv build), then its requirements
-  pip_ install --force-reinstall --no-deps "$wheel"
-  pip_ install "$wheel" "mmengine==0.10.7"
+  pip_install --force-reinstall --no-deps "$wheel"
+  pip_install "$wheel" "mmengine==0.10.7"
   "$VENV/bin/python" -c 'import mmcv.ops; print("mmcv", mmcv.__version__)'
 }
 
 step_evlab() {
-  pip_ install -e "$ROOT[tests]"
+  pip_install -e "$ROOT[tests]"
   "$VENV/bin/python" - <<'EOF'
 import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch
 import mmcv.ops, mmdet.models, mmpretrain.models, mmseg.models  # noqa
