@@ -11,7 +11,8 @@
 #                (torch 2.14's headers need it); the wheel is cached outside
 #                the clone, keyed by mmcv, torch and CPU/CUDA
 #   4. evlab     pip install -e .[tests] (mmengine, mmdet, mmseg, mmpretrain,
-#                timm, test tools)
+#                timm, test tools, mmcv's own requirements), then imports
+#                every library (mmcv.ops included) as a check
 #
 # Environment:
 #   EVLAB_MMCV_OPS=auto|cpu|cuda   which mmcv ops to build (default auto:
@@ -130,10 +131,9 @@ step_mmcv() {
   else
     echo "using cached wheel $wheel"
   fi
-  # the wheel itself (replacing any other mmcv build), then its requirements
+  # the wheel alone, replacing any other mmcv build; its requirements
+  # (opencv, ...) come with the next step, which also imports mmcv.ops
   pip_install --force-reinstall --no-deps "$wheel"
-  pip_install "$wheel" "mmengine==0.10.7"
-  "$VENV/bin/python" -c 'import mmcv.ops; print("mmcv", mmcv.__version__)'
 }
 
 step_evlab() {
