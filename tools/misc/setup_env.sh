@@ -29,6 +29,7 @@ OPS=${EVLAB_MMCV_OPS:-auto}
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
+SETUPTOOLS='setuptools>=77.0.3,<81'
 STATE=$VENV/.evlab-setup
 LOGS=$STATE/logs
 
@@ -73,11 +74,14 @@ step_venv() {
   "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' ||
     { echo "$PYTHON is not Python 3.11"; return 1; }
   [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
-  pip_install 'setuptools<81' wheel ninja
+  pip_install "$SETUPTOOLS" wheel ninja
 }
 
 step_torch() {
-  pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  # torch asks for setuptools>=77.0.3, mmengine/mmcv import pkg_resources,
+  # which setuptools 81 removed: pin both ends in the same resolution
+  pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
+    "$SETUPTOOLS"
 }
 
 # cpu or cuda: which mmcv ops this machine builds
