@@ -21,8 +21,6 @@ if ROOT not in sys.path:
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 from projects.common import checkpoint, dist, runtime  # noqa: E402
 from projects.common.errors import EVLabError  # noqa: E402
@@ -54,11 +52,7 @@ def main() -> None:
     args = parse_args()
     cfg = runtime.load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    runtime.set_work_dir(cfg, args.config, args.work_dir)
     if not osp.isfile(args.checkpoint):
         raise EVLabError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg.load_from = args.checkpoint
@@ -70,10 +64,7 @@ def main() -> None:
     runtime.check_datasets(cfg, ['test_dataloader'])
     checkpoint.install()
     dist.setup_cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = runtime.build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

@@ -20,8 +20,6 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 from projects.common import checkpoint, dist, runtime  # noqa: E402
 from projects.common.errors import EVLabError  # noqa: E402
@@ -58,11 +56,7 @@ def build_config(args: argparse.Namespace):
     """The run's config: the file, then the command-line flags."""
     cfg = runtime.load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    runtime.set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
         runtime.enable_amp(cfg)
     if args.auto_scale_lr:
@@ -93,10 +87,7 @@ def main() -> None:
     checkpoint.install()
     checkpoint.use_atomic_checkpoints(cfg)
     dist.setup_cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = runtime.build_runner(cfg)
     runner.train()
 
 

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from mmengine.config import Config, DictAction  # noqa: F401
+from mmengine.config import Config
 
 from .errors import EVLabError
 
@@ -182,3 +182,22 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         cfg.visualizer['save_dir'] = show_dir
     else:
         hook[out_key] = osp.abspath(show_dir)
+
+
+def set_work_dir(cfg: Config, config_path: str,
+                 work_dir: Optional[str]) -> None:
+    """``--work-dir``, else the config's, else ``./work_dirs/<name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def build_runner(cfg: Config):
+    """The config's runner: ``runner_type`` if given, else mmengine's."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
