@@ -182,3 +182,30 @@ def test_detection_config_runs_forward_and_loss(config):
             dict(inputs=[torch.zeros(3, 128, 128, dtype=torch.uint8)],
                  data_samples=[sample]), False), mode='predict')
     assert len(out) == 1 and 'bboxes' in out[0].pred_instances
+
+
+def test_converter_tool_writes_a_loadable_checkpoint(tmp_path):
+    import os.path as osp
+    import subprocess
+    import sys
+
+    from projects.common.checkpoint import safe_load
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    ref = timm.create_model('ghostnet_050', pretrained=False)
+    randomise(ref, seed=3)
+    src, dst = tmp_path / 'official.pth', tmp_path / 'evlab.pth'
+    torch.save(ref.state_dict(), src)
+    res = subprocess.run(
+        [sys.executable,
+         osp.join(root, 'tools/model_converters/ghostnet_to_evlab.py'),
+         str(src), str(dst)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    ours = build_classifier(0.5)
+    ours.load_state_dict(safe_load(dst)['state_dict'], strict=True)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, mode='tensor'), ref(x),
+                                   atol=1e-5, rtol=1e-4)
