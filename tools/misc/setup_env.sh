@@ -47,8 +47,12 @@ run_step() {
     return
   fi
   say "$desc ..."
-  local t0=$SECONDS log=$LOGS/$name.log
-  if ! "$fn" >"$log" 2>&1; then
+  local t0=$SECONDS log=$LOGS/$name.log pid
+  # in the background, so that `set -e` holds inside the step: bash ignores
+  # it in functions that run as an `if` condition
+  (set -e; "$fn") >"$log" 2>&1 &
+  pid=$!
+  if ! wait "$pid"; then
     echo >&2
     echo "[setup] step '$name' ($desc) failed. Last lines of $log:" >&2
     tail -n 25 "$log" >&2
