@@ -178,6 +178,9 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
             f'{sorted(_VIS_HOOKS)}, got {kind or "none"!r}')
     flag, out_key = _VIS_HOOKS[kind]
     hook[flag] = True
+    if kind != 'DetVisualizationHook':
+        # mmseg's and mmpretrain's hooks draw only every `interval`-th image
+        hook['interval'] = 1
     if out_key is None:
         cfg.visualizer['save_dir'] = show_dir
     else:

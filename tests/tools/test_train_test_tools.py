@@ -48,13 +48,18 @@ def test_train_then_test(host, toy_data, tool, tmp_path):
                       for o in overrides if o.startswith('val_dataloader')]
     if host == 'mmdet':  # keep the barely trained detector's boxes
         test_overrides.append('model.test_cfg.score_thr=0.0')
+    show = tmp_path / 'show'
     res = tool([osp.join(ROOT, 'tools', 'test.py'), osp.join(ROOT, config),
                 ckpt, '--work-dir', str(tmp_path / 'test'), '--out',
-                str(out), '--cfg-options'] + test_overrides,
-               cwd=str(tmp_path))
+                str(out), '--show-dir', str(show), '--cfg-options'] +
+               test_overrides, cwd=str(tmp_path))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert metric in res.stdout + res.stderr
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     n_test = int(test_overrides[0].split('=')[1])  # the indices=N option
     assert len(preds) == n_test
+    # --show-dir: one picture with the predictions drawn per test image
+    drawn = [p for p in glob.glob(str(show / '**' / '*'), recursive=True)
+             if p.endswith(('.png', '.jpg'))]
+    assert len(drawn) == n_test, drawn
