@@ -1,9 +1,10 @@
 # Copyright (c) EVLab contributors.
-"""Counting parameters and multiply-accumulates, and timing models side by
-side, for the papers' complexity tables and the benchmarks."""
+"""Counting parameters and multiply-accumulates, measuring peak memory, and
+timing models side by side, for the papers' complexity tables and the
+benchmarks."""
 import statistics
 import time
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -47,6 +48,58 @@ def count_conv_linear_macs(model: nn.Module,
             h.remove()
         model.train(was_training)
     return total[0]
+
+
+def count_macs(fn: Callable[[], object]) -> int:
+    """Multiply-accumulates of every convolution and matrix product that
+    ``fn()`` runs (``mm``, ``bmm``, ``addmm``, ``baddbmm``, convolutions,
+    fused attention), under ``no_grad``.
+
+    Unlike :func:`count_conv_linear_macs` this sees functional calls such
+    as ``torch.bmm`` in attention. It is torch's ``FlopCounterMode`` total
+    halved (that counter gives 2 FLOPs per MAC; biases, norms, softmax and
+    element-wise ops are not counted).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() // 2
+
+
+def peak_memory(fn: Callable[[], object],
+                device: Union[str, torch.device] = 'cpu') -> int:
+    """Peak bytes of tensor memory that ``fn()`` allocates on top of what
+    was allocated before it, measured in this process.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset. CPU: the
+    running sum of the allocation and free events of torch's CPU allocator,
+    as recorded by ``torch.profiler`` with ``profile_memory=True`` (exact
+    for tensors; scratch memory that a library such as oneDNN allocates
+    outside torch is not seen).
+    """
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True) as prof:
+        fn()
+    events = [
+        e for e in prof.profiler.kineto_results.events()
+        if e.name() == '[memory]'
+        and e.device_type() == torch.autograd.DeviceType.CPU
+    ]
+    events.sort(key=lambda e: e.start_ns())  # stable: keeps record order
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 def compare_latency(fns: Dict[str, Callable[[], object]], repeats: int = 20,
