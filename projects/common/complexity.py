@@ -61,9 +61,25 @@ def count_macs(fn: Callable[[], object]) -> int:
     element-wise ops are not counted).
     """
     from torch.utils.flop_counter import FlopCounterMode
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), FlopCounterMode(
+            display=False, custom_mapping=_cpu_sdpa_mapping()) as counter:
         fn()
     return counter.get_total_flops() // 2
+
+
+def _cpu_sdpa_mapping() -> dict:
+    """FLOPs formula for the CPU kernel of ``scaled_dot_product_attention``,
+    which ``FlopCounterMode`` does not know (it counts the CUDA kernels)."""
+    from torch.utils.flop_counter import sdpa_flop_count
+    op = getattr(torch.ops.aten,
+                 '_scaled_dot_product_flash_attention_for_cpu', None)
+    if op is None:
+        return {}
+
+    def formula(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    return {op: formula}
 
 
 def peak_memory(fn: Callable[[], object],
