@@ -103,21 +103,30 @@ class ISSABlock(nn.Module):
         Returns:
             Tensor: (B, C, h, w).
         """
+        # the intermediates of context() are freed before the projection
+        return self.output_project(self.context(x, key_mask))
+
+    def context(self,
+                x: torch.Tensor,
+                key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``v A^T`` before the output projection, (B, C, h, w)."""
         b, _, h, w = x.shape
         # scale q (B*N*C_k values) instead of the affinity (B*N*N values);
         # the usual 1/sqrt(C_k) of scaled dot-product attention
         q = self.query_project(x).flatten(2) * self.key_channels**-0.5
         k = self.key_project(x).flatten(2)  # (B, C_k, N)
-        v = self.value_project(x).flatten(2)  # (B, C, N)
         sim = torch.bmm(q.transpose(1, 2), k)  # (B, N_q, N_k)
+        del q, k
         if key_mask is not None:
             # finite, so a group whose keys are all padding stays finite
             sim = sim.masked_fill(~key_mask[:, None, :],
                                   torch.finfo(sim.dtype).min)
         # softmax over the keys, in fp32 under AMP
-        attn = sim.float().softmax(dim=-1).to(v.dtype)
-        context = torch.bmm(v, attn.transpose(1, 2))  # (B, C, N_q)
-        return self.output_project(context.view(b, -1, h, w))
+        attn = sim.float().softmax(dim=-1)
+        del sim
+        v = self.value_project(x).flatten(2)  # (B, C, N)
+        context = torch.bmm(v, attn.to(v.dtype).transpose(1, 2))
+        return context.view(b, -1, h, w)  # (B, C, N_q) -> (B, C, h, w)
 
 
 def _key_masks(x: torch.Tensor, meta: PartitionMeta
