@@ -16,7 +16,7 @@ setup:
 data: $(READY)
 	@$(PY) tools/misc/make_toy_data.py
 
-## demo: train and evaluate RetinaNet-R18 on toy detection, print its mAP
+## demo: DeFeat on toy detection: teacher, student, distilled student; table
 demo: $(READY)
 	@$(PY) tools/misc/make_toy_data.py --tasks det
 	@$(PY) tools/misc/demo.py
