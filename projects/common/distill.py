@@ -83,8 +83,10 @@ def load_model_config(spec: ModelSpec) -> tuple:
             f'(optionally `mmdet::`/`mmpretrain::`-prefixed), a config with '
             f'a `model` key, or a model dict with a `type` key')
     model_cfg = ConfigDict(copy.deepcopy(dict(model_cfg)))
-    if overrides:
-        model_cfg.merge_from_dict(overrides)
+    if overrides:  # nested dicts merge, other values replace
+        merged = Config(dict(model=model_cfg))
+        merged.merge_from_dict(dict(model=copy.deepcopy(overrides)))
+        model_cfg = merged.model
     return model_cfg, scope
 
 
