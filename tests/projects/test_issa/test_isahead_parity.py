@@ -77,7 +77,8 @@ def test_state_dict_layout_is_mmseg_s():
     ref, ours = pair((8, 8))
     assert list(ours.state_dict()) == list(ref.state_dict())
     for name in ('in_conv', 'global_relation.query_project',
-                 'global_relation.key_project', 'global_relation.value_project',
+                 'global_relation.key_project',
+                 'global_relation.value_project',
                  'global_relation.output_project', 'local_relation',
                  'out_conv', 'conv_seg'):
         assert any(k.startswith(name + '.') for k in ours.state_dict())
