@@ -1,0 +1,33 @@
+# A small TNT (official structure; c = 12 / 2 heads, d = 96 / 3 heads,
+# depth 2, 64x64 inputs: 16 patches of 16 words) from scratch on the toy
+# classification set (10 classes, chance 10%), next to
+# configs/baselines/resnet18_toy_cls.py. Trains on a 2-core CPU in minutes.
+# Results: projects/tnt/README.md.
+_base_ = ['../baselines/resnet18_toy_cls.py']
+custom_imports = dict(imports=['projects.tnt'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='TransformerInTransformer',
+        arch=dict(inner_dims=12, inner_heads=2, embed_dims=96, num_heads=3,
+                  depth=2),
+        img_size=64,
+        drop_path_rate=0.),
+    neck=None,
+    head=dict(
+        _delete_=True,
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=96,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            '.cls_token': dict(decay_mult=0.0),
+            '.patch_pos': dict(decay_mult=0.0),
+            '.pixel_pos': dict(decay_mult=0.0),
+        }))
