@@ -48,7 +48,9 @@ def load_model_config(spec: ModelSpec) -> tuple:
             (``'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py'``),
             a full config (with a ``model`` key), or a model dict.
             A dict of the form ``dict(cfg_path=..., **overrides)`` loads the
-            file and merges ``overrides`` into its ``model``.
+            file and merges ``overrides`` into its ``model``. A config's
+            top-level ``data_preprocessor`` (mmpretrain, mmseg) goes into
+            a model that has none, as the Runner does.
 
     Returns:
         tuple: the model config (a ``ConfigDict``) and the config's
@@ -72,6 +74,11 @@ def load_model_config(spec: ModelSpec) -> tuple:
             raise DistillError(f'config {spec!r} has no `model` key')
         model_cfg = cfg.model
         scope = cfg.get('default_scope')
+        if cfg.get('data_preprocessor') is not None and \
+                model_cfg.get('data_preprocessor') is None:
+            # what the Runner does for mmpretrain/mmseg-style configs
+            model_cfg = ConfigDict(model_cfg,
+                                   data_preprocessor=cfg.data_preprocessor)
     elif isinstance(spec, Config) or (isinstance(spec, (dict, ConfigDict))
                                       and 'model' in spec):
         model_cfg, scope = spec['model'], spec.get('default_scope')
@@ -111,7 +118,9 @@ def load_weights(model: nn.Module, checkpoint: str,
                  strict: bool = True, what: str = 'teacher') -> None:
     """Load ``checkpoint`` (a local path or URL) into ``model``.
 
-    Local files go through EVLab's safe (weights-only) loader. With
+    Local files go through EVLab's safe (weights-only) loader. Weights are
+    read from ``state_dict`` or, for DeiT/timm training-script files, from
+    ``model``; a DDP ``module.`` prefix is removed. With
     ``strict``, a key mismatch is an error naming the file and the keys:
     a half-loaded teacher would silently teach noise.
     """
@@ -126,6 +135,12 @@ def load_weights(model: nn.Module, checkpoint: str,
                                f'exist')
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if isinstance(state, dict) and 'state_dict' not in ckpt and isinstance(
+            state.get('model'), dict):
+        state = state['model']  # DeiT/timm training scripts' files
+    if isinstance(state, dict) and state and all(
+            k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}  # DDP
     if not isinstance(state, dict):
         raise DistillError(f'{what} checkpoint {checkpoint!r} holds no '
                            f'state_dict')
@@ -256,6 +271,28 @@ def check_same_preprocessing(student: nn.Module, teacher: nn.Module) -> None:
                 f'make the teacher config\'s data_preprocessor match')
 
 
+def _student_with_preprocessor(student: ModelSpec,
+                               data_preprocessor: dict) -> ModelSpec:
+    """Hand a distiller-level ``data_preprocessor`` to the student.
+
+    mmpretrain and mmseg configs keep the preprocessor at the top level and
+    the Runner passes it to the (outer) model, i.e. to the distiller. It
+    becomes the student's when the student config has none; a different
+    one inside ``student`` is an error (one preprocessor for both models).
+    """
+    model_cfg, scope = load_model_config(student)
+    own = model_cfg.get('data_preprocessor')
+    if own is None:
+        model_cfg.data_preprocessor = copy.deepcopy(data_preprocessor)
+    elif dict(own) != dict(data_preprocessor):
+        raise DistillError(
+            'a distiller uses its student\'s data_preprocessor; the one '
+            'given to the distiller differs from the one inside `student`: '
+            'set it in one place only')
+    return dict(model=model_cfg, default_scope=scope) if scope else \
+        model_cfg
+
+
 class BaseDistiller(BaseModel):
     """A student trained with a frozen teacher.
 
@@ -273,6 +310,10 @@ class BaseDistiller(BaseModel):
             smoke runs only). Defaults to False.
         predict_with (str): ``'student'`` or ``'teacher'``.
         init_cfg (dict, optional): for the distiller's own modules.
+        data_preprocessor (dict, optional): the student's preprocessor when
+            the student config has none (mmpretrain and mmseg Runners pass
+            the config's top-level ``data_preprocessor`` here); it must not
+            differ from one set inside ``student``.
     """
 
     def __init__(self,
@@ -285,9 +326,7 @@ class BaseDistiller(BaseModel):
                  data_preprocessor: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if data_preprocessor is not None:
-            raise DistillError(
-                'a distiller uses its student\'s data_preprocessor; set it '
-                'inside `student`, not on the distiller')
+            student = _student_with_preprocessor(student, data_preprocessor)
         if teacher_ckpt is None and not allow_random_teacher:
             raise DistillError(
                 'the distiller has no `teacher_ckpt`: a random teacher '
