@@ -73,3 +73,6 @@ custom_hooks = [
          priority='ABOVE_NORMAL')
 ]
 auto_scale_lr = dict(base_batch_size=512)
+# as the official main.py (seed + rank): each GPU draws its own Mixup and
+# random manifold rows
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,7 +1,7 @@
 # Copyright (c) EVLab contributors.
 """The losses of fine-grained manifold distillation.
 
-Paper: "Efficient Vision Transformers via Fine-Grained Manifold
+Paper: "Learning Efficient Vision Transformers via Fine-Grained Manifold
 Distillation" (Hao et al., NeurIPS 2022, https://arxiv.org/abs/2107.01378);
 official code: huawei-noah/Efficient-Computing,
 ``Distillation/ManifoldKD`` (``losses.py``). Spec: ``manifold_kd.md``.
