@@ -1,6 +1,7 @@
 # Copyright (c) EVLab contributors.
 """Fixtures for the manifold KD tests: the toy configs (tiny ViTs, random
 teacher) and a preprocessed toy batch."""
+import copy
 import os.path as osp
 
 import pytest
@@ -23,10 +24,10 @@ def toy_config(role: str) -> Config:
     return Config.fromfile(osp.join(CONFIGS, f'toy_vit_{role}.py'))
 
 
-def build(role: str = 'manifold', **model_overrides):
-    """A toy model; the distiller gets a random teacher unless overridden.
-    Built as the Runner does (top-level data_preprocessor merged in).
-    Override keys may be dotted (``**{'student.train_cfg': ...}``)."""
+_BUILT = {}
+
+
+def _build(role: str, overrides: dict):
     from mmpretrain.registry import MODELS
 
     import projects.manifold_kd  # noqa: F401  (registers)
@@ -35,12 +36,24 @@ def build(role: str = 'manifold', **model_overrides):
     if role == 'manifold':
         cfg.model.teacher_ckpt = None
         cfg.model.allow_random_teacher = True
-    cfg.merge_from_dict(
-        {f'model.{k}': v for k, v in model_overrides.items()})
+    cfg.merge_from_dict({f'model.{k}': v for k, v in overrides.items()})
     cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model
+
+
+def build(role: str = 'manifold', **model_overrides):
+    """A toy model; the distiller gets a random teacher unless overridden.
+    Built as the Runner does (top-level data_preprocessor merged in).
+    Override keys may be dotted (``**{'student.train_cfg': ...}``).
+    Every call returns a fresh copy (same seeded weights per key)."""
+    init_default_scope('mmpretrain')
+    key = (role, repr(sorted(model_overrides.items())))
+    if key not in _BUILT:
+        torch.manual_seed(0)
+        _BUILT[key] = _build(role, model_overrides)
+    return copy.deepcopy(_BUILT[key])
 
 
 @pytest.fixture(scope='session')

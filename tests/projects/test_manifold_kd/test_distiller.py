@@ -136,3 +136,30 @@ def test_build_time_errors(build_model):
         build_model(layer_pairs=[])
     with pytest.raises(DistillError, match='random teacher'):
         build_model(teacher_ckpt=None, allow_random_teacher=False)
+
+
+def test_teacher_from_a_deit_style_checkpoint(build_model, tmp_path):
+    # {'model': ...} with DDP `module.` keys, as the DeiT/CaiT release
+    donor = build_model('teacher')
+    with torch.no_grad():
+        for p in donor.parameters():
+            p.add_(0.5)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'model': {f'module.{k}': v
+                          for k, v in donor.state_dict().items()}}, ckpt)
+    model = build_model(teacher_ckpt=str(ckpt), allow_random_teacher=False)
+    got = model.teacher.state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in donor.state_dict().items())
+
+
+def test_one_data_preprocessor(build_model):
+    # the Runner's top-level preprocessor goes to the student; the
+    # student's preprocessor is the distiller's
+    model = build_model()
+    assert model.data_preprocessor is model.student.data_preprocessor
+    assert torch.allclose(model.data_preprocessor.mean.flatten(),
+                          torch.full((3, ), 127.5))
+    with pytest.raises(DistillError, match='one place only'):
+        build_model(data_preprocessor=dict(
+            type='ClsDataPreprocessor', mean=[0., 0., 0.],
+            std=[1., 1., 1.], num_classes=10))

@@ -214,3 +214,14 @@ def test_soft_kd_equals_hand_computed_kl():
         got = SoftTargetKDLoss(tau=tau, loss_weight=0.5)(s, t)
         assert got.item() == pytest.approx(0.5 * tau * tau * kl, abs=1e-6)
     assert SoftTargetKDLoss()(t, t).abs() < 1e-7
+
+
+def test_registered_names_are_ours_after_all_upstream_modules():
+    from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+
+    import projects.manifold_kd as pkg
+    register_all_modules(init_default_scope=False)
+    for name in ('ManifoldKDClassifier', 'ManifoldRelationLoss',
+                 'SoftTargetKDLoss'):
+        assert MODELS.get(name) is getattr(pkg, name)
