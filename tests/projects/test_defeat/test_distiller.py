@@ -187,7 +187,7 @@ def test_wrong_terms_for_the_detector_type_are_refused(build_model,
 
 def test_kd_only_training_brings_the_student_to_the_teacher(build_model,
                                                            make_batch):
-    # 30 steps on the neck loss alone: the adapted student features move
+    # 15 steps on the neck loss alone: the adapted student features move
     # towards the teacher's on both regions
     model = build_model('retinanet')
     model.train()
@@ -195,7 +195,7 @@ def test_kd_only_training_brings_the_student_to_the_teacher(build_model,
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.Adam(params, lr=3e-3)
     history = []
-    for _ in range(30):
+    for _ in range(15):
         x = model.student.extract_feat(data['inputs'])
         with torch.no_grad():
             tx = model.teacher.extract_feat(data['inputs'])
@@ -204,8 +204,8 @@ def test_kd_only_training_brings_the_student_to_the_teacher(build_model,
         (fg + bg).backward()
         optim.step()
         history.append((fg.item(), bg.item()))
-    assert history[-1][0] < 0.5 * history[0][0]
-    assert history[-1][1] < 0.5 * history[0][1]
+    assert history[-1][0] < 0.3 * history[0][0]
+    assert history[-1][1] < 0.3 * history[0][1]
 
 
 def test_predict_and_tensor_modes_are_the_student(build_model, make_batch):
