@@ -5,6 +5,7 @@
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/toy_det.py',
+    '../_base_/schedules/toy_det_8e.py',
     'mmdet::_base_/default_runtime.py',
 ]
 model = dict(
@@ -28,24 +29,6 @@ model = dict(
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(max_per_img=50)))
-
-max_epochs = 8
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-    clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=max_epochs,
-         convert_to_iter_based=True)
-]
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
-auto_scale_lr = dict(enable=False, base_batch_size=8)
-randomness = dict(seed=0)
+    checkpoint=dict(interval=8, max_keep_ckpts=1))  # at the end
