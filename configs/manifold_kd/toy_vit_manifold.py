@@ -1,11 +1,11 @@
-# Toy manifold KD: the ViT student of toy_vit_student.py distilled from
-# the toy ResNet-18 baseline (configs/baselines/resnet18_toy_cls.py, 68.8%
-# top-1; its stride-16 stage is a 4x4 token grid like the student's patch-16
-# grid), soft KD + the three manifold terms on 2 layer pairs + CE, same
-# schedule and seed as the student alone. A toy ViT teacher does not leave
-# chance level within a CPU budget here (see the project README). Train the
-# teacher once (or point model.teacher_ckpt at its checkpoint):
+# Toy manifold KD, step 3: the plain ViT student of toy_vit_student.py
+# (0.19M parameters) distilled from the small hybrid ViT teacher of
+# toy_vit_teacher.py (1.25M; 68% top-1): soft KD + the three manifold
+# terms on 2 layer pairs + CE, same schedule and seed as the student
+# alone. Train the teacher once (or point model.teacher_ckpt at its
+# checkpoint):
 #   python tools/train.py configs/baselines/resnet18_toy_cls.py
+#   python tools/train.py configs/manifold_kd/toy_vit_teacher.py
 #   python tools/train.py configs/manifold_kd/toy_vit_manifold.py
 # 3-seed results: projects/manifold_kd/README.md.
 _base_ = ['./toy_vit_student.py']
@@ -15,14 +15,13 @@ model = dict(
     _delete_=True,
     type='ManifoldKDClassifier',
     student={{_base_.model}},
-    teacher='{{ fileDirname }}/../baselines/resnet18_toy_cls.py',
-    teacher_ckpt='work_dirs/resnet18_toy_cls/epoch_15.pth',
-    # student block -> teacher stage block, both 4x4 token grids (the
-    # student's class token is dropped: 'auto'); ResNet maps (B, C, H, W)
-    # are read as H*W tokens
+    teacher='{{ fileDirname }}/toy_vit_teacher.py',
+    teacher_ckpt='work_dirs/toy_vit_teacher/epoch_8.pth',
+    # student block -> teacher block (pre-norm block outputs), both a
+    # class token + 4x4 patch tokens ('auto' keeps both class tokens)
     layer_pairs=[
-        ('backbone.layers.1', 'backbone.layer3.0'),
-        ('backbone.layers.3', 'backbone.layer3.1'),
+        ('backbone.layers.1', 'backbone.layers.1'),
+        ('backbone.layers.3', 'backbone.layers.3'),
     ],
     gt_weight=1.0,  # ground-truth CE (the released ImageNet recipe: 0)
     kd_weight=1.0,  # soft logit KD
@@ -31,5 +30,5 @@ model = dict(
     w_intra=4.0,  # paper's alpha (cross-patch)
     w_inter=0.1,  # paper's beta (cross-image)
     w_rand=0.2,  # paper's gamma (random rows)
-    num_rand_rows=192,  # K (of B*N = 32*16 = 512 rows here)
+    num_rand_rows=192,  # K (of B*N = 32*17 = 544 rows here)
 )

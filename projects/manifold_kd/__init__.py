@@ -2,6 +2,7 @@
 """Fine-grained manifold distillation for vision transformers (NeurIPS
 2022) on mmpretrain 1.x. Importing this package registers its modules."""
 from .distiller import ManifoldKDClassifier
+from .hybrid_vit import CNNPatchEmbed, HybridVisionTransformer
 from .losses import (
     ManifoldRelationLoss,
     SoftTargetKDLoss,
@@ -9,9 +10,11 @@ from .losses import (
     inter_image_map,
     intra_image_map,
     random_rows_map,
+    relation_mse,
 )
 
 __all__ = [
-    'ManifoldKDClassifier', 'ManifoldRelationLoss', 'SoftTargetKDLoss',
-    'align_tokens', 'inter_image_map', 'intra_image_map', 'random_rows_map'
+    'CNNPatchEmbed', 'HybridVisionTransformer', 'ManifoldKDClassifier',
+    'ManifoldRelationLoss', 'SoftTargetKDLoss', 'align_tokens', 'inter_image_map', 'intra_image_map', 'random_rows_map',
+    'relation_mse'
 ]

@@ -14,14 +14,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
 CONFIGS = osp.join(ROOT, 'configs', 'manifold_kd')
 
 
-TEACHER = osp.join(ROOT, 'configs', 'baselines', 'resnet18_toy_cls.py')
-
-
 def toy_config(role: str) -> Config:
-    """``'manifold'`` (distiller), ``'student'`` or ``'teacher'``."""
+    """``'manifold'`` (distiller), ``'softkd'``, ``'student'`` or
+    ``'teacher'``; the teacher's CNN embedding without its pretrained
+    checkpoint (tests never need the trained baseline)."""
+    cfg = Config.fromfile(osp.join(CONFIGS, f'toy_vit_{role}.py'))
     if role == 'teacher':
-        return Config.fromfile(TEACHER)
-    return Config.fromfile(osp.join(CONFIGS, f'toy_vit_{role}.py'))
+        cfg.model.backbone.cnn.init_cfg = None
+    return cfg
 
 
 _BUILT = {}
@@ -33,7 +33,7 @@ def _build(role: str, overrides: dict):
     import projects.manifold_kd  # noqa: F401  (registers)
     init_default_scope('mmpretrain')
     cfg = toy_config(role)
-    if role == 'manifold':
+    if role in ('manifold', 'softkd'):
         cfg.model.teacher_ckpt = None
         cfg.model.allow_random_teacher = True
     cfg.merge_from_dict({f'model.{k}': v for k, v in overrides.items()})

@@ -24,7 +24,9 @@ def _keys(obj):
 
 
 @pytest.mark.parametrize('name', IN1K + ('toy_vit_student.py',
-                                         'toy_vit_manifold.py'))
+                                         'toy_vit_teacher.py',
+                                         'toy_vit_manifold.py',
+                                         'toy_vit_softkd.py'))
 def test_config_sanity(configs_dir, name):
     cfg = Config.fromfile(osp.join(configs_dir, name))
     assert cfg.default_scope == 'mmpretrain'
@@ -86,3 +88,30 @@ def test_imagenet_distiller_builds_with_a_timm_cait_teacher(configs_dir,
     assert set(losses) == {'loss_kd', 'loss_mf_intra', 'loss_mf_inter',
                            'loss_mf_rand'}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+
+
+def test_toy_teacher_cnn_starts_from_the_resnet_baseline(configs_dir,
+                                                         tmp_path):
+    """The hybrid teacher's CNN embedding loads stages 1-3 of the toy
+    ResNet-18 baseline (prefix ``backbone.``); the encoder stays random."""
+    from mmpretrain.registry import MODELS
+
+    import projects.manifold_kd  # noqa: F401
+    init_default_scope('mmpretrain')
+    root = osp.dirname(osp.dirname(configs_dir))
+    base = Config.fromfile(osp.join(root, 'configs', 'baselines',
+                                    'resnet18_toy_cls.py'))
+    torch.manual_seed(0)
+    resnet = MODELS.build(base.model)
+    ckpt = tmp_path / 'resnet.pth'
+    torch.save({'state_dict': resnet.state_dict()}, ckpt)
+    cfg = Config.fromfile(osp.join(configs_dir, 'toy_vit_teacher.py'))
+    assert cfg.model.backbone.cnn.init_cfg.checkpoint == \
+        'work_dirs/resnet18_toy_cls/epoch_15.pth'
+    cfg.model.backbone.cnn.init_cfg.checkpoint = str(ckpt)
+    teacher = MODELS.build(cfg.model)
+    teacher.init_weights()
+    cnn = teacher.backbone.patch_embed.backbone.state_dict()
+    ref = resnet.backbone.state_dict()
+    assert cnn and all(torch.equal(v, ref[k]) for k, v in cnn.items())
+    assert teacher(torch.randn(1, 3, 64, 64)).shape == (1, 10)

@@ -129,7 +129,7 @@ def test_hooks_record_pre_norm_block_outputs(build_model):
 
 def test_build_time_errors(build_model):
     with pytest.raises(DistillError, match='backbone.layers.9'):
-        build_model(layer_pairs=[('backbone.layers.9', 'backbone.layer3.0')])
+        build_model(layer_pairs=[('backbone.layers.9', 'backbone.layers.1')])
     with pytest.raises(DistillError, match='backbone.nolayer'):
         build_model(layer_pairs=[('backbone.layers.1', 'backbone.nolayer')])
     with pytest.raises(DistillError, match='needs layer_pairs'):

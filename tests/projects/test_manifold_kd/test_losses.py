@@ -225,3 +225,27 @@ def test_registered_names_are_ours_after_all_upstream_modules():
     for name in ('ManifoldKDClassifier', 'ManifoldRelationLoss',
                  'SoftTargetKDLoss'):
         assert MODELS.get(name) is getattr(pkg, name)
+
+
+@pytest.mark.parametrize('shape_s,shape_t', [((3, 7, 5), (3, 7, 9)),
+                                             ((1, 12, 4), (1, 12, 4))])
+def test_fused_relation_mse_equals_plain_autograd(shape_s, shape_t):
+    """The fused map-difference-mean (one-product backward) gives the
+    value and gradient of the maps built separately with autograd."""
+    from projects.manifold_kd import relation_mse
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(*shape_s, generator=g, dtype=torch.float64)
+    t = torch.randn(*shape_t, generator=g, dtype=torch.float64)
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    fused = relation_mse(s1, t)
+    plain = (s2 @ s2.transpose(1, 2) - t @ t.transpose(1, 2)).pow(2).mean()
+    fused.backward()
+    plain.backward()
+    assert torch.allclose(fused, plain, atol=1e-12)
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x: relation_mse(x, t), (s.clone().requires_grad_(),))
+    # a teacher side that asks for gradients gets them (plain path)
+    t1 = t.clone().requires_grad_()
+    relation_mse(s, t1).backward()
+    assert t1.grad is not None and t1.grad.abs().sum() > 0

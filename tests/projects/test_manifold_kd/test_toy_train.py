@@ -21,9 +21,10 @@ FEW = [
 
 def test_toy_distillation_trains(build_model, toy_data, tool, tmp_path):
     teacher = build_model('teacher')
-    with torch.no_grad():
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # trained-looking weights: non-uniform logits
         for p in teacher.parameters():
-            p.add_(0.01)
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
     teacher_ckpt = tmp_path / 'teacher.pth'
     torch.save({'state_dict': teacher.state_dict(), 'meta': {}},
                teacher_ckpt)
