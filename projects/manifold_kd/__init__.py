@@ -15,6 +15,6 @@ from .losses import (
 
 __all__ = [
     'CNNPatchEmbed', 'HybridVisionTransformer', 'ManifoldKDClassifier',
-    'ManifoldRelationLoss', 'SoftTargetKDLoss', 'align_tokens', 'inter_image_map', 'intra_image_map', 'random_rows_map',
-    'relation_mse'
+    'ManifoldRelationLoss', 'SoftTargetKDLoss', 'align_tokens',
+    'inter_image_map', 'intra_image_map', 'random_rows_map', 'relation_mse'
 ]
