@@ -50,3 +50,18 @@ def run_tool(args: List[str], cwd: Optional[str] = None,
 @pytest.fixture(scope='session')
 def tool():
     return run_tool
+
+
+@pytest.fixture(scope='session')
+def cls_smoke_options() -> List[str]:
+    """``--cfg-options`` that shrink a toy classification config to one
+    epoch of two batches of 4 images, one validation batch, a checkpoint
+    and a log line per iteration (for "trains through the tools" tests)."""
+    return [
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'train_dataloader.batch_size=4', 'train_dataloader.dataset.indices=8',
+        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+        'val_dataloader.dataset.indices=4', 'val_dataloader.batch_size=4',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1'
+    ]

@@ -10,16 +10,10 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-FEW = [
-    'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-    'train_dataloader.batch_size=4', 'train_dataloader.dataset.indices=8',
-    'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-    'val_dataloader.dataset.indices=4', 'val_dataloader.batch_size=4',
-    'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'
-]
 
 
-def test_toy_distillation_trains(build_model, toy_data, tool, tmp_path):
+def test_toy_distillation_trains(build_model, toy_data, tool, tmp_path,
+                                 cls_smoke_options):
     teacher = build_model('teacher')
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # trained-looking weights: non-uniform logits
@@ -32,7 +26,7 @@ def test_toy_distillation_trains(build_model, toy_data, tool, tmp_path):
     work = tmp_path / 'work'
     res = tool([osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
                 str(work), '--cfg-options',
-                f'model.teacher_ckpt={teacher_ckpt}'] + FEW,
+                f'model.teacher_ckpt={teacher_ckpt}'] + cls_smoke_options,
                cwd=str(tmp_path), env={'OMP_NUM_THREADS': '1'})
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
