@@ -66,12 +66,13 @@ def align_tokens(student: Tensor, teacher: Tensor,
 class _RelationMSE(torch.autograd.Function):
     """``mean((S S^T - T T^T)^2)`` over a batch of maps, T without grad.
 
-    The same value as ``_mse(bmm(S, S^T), bmm(T, T^T))`` with autograd, at
-    lower cost: the difference map ``D`` is written by one ``bmm`` and one
-    in-place ``baddbmm`` (no separate maps, no subtraction pass), and since
-    ``D`` is symmetric the gradient ``dL/dS = 2 (D + D^T) S / numel`` is a
-    single product ``4 D S / numel`` where autograd would run two
-    (``dM S`` and ``dM^T S``). ``D`` is the only map kept for backward.
+    The same value and gradient as ``(bmm(S, S^T) - bmm(T, T^T))**2``
+    averaged with plain autograd, at lower cost: the difference map ``D``
+    is written by one ``bmm`` and one in-place ``baddbmm`` (no separate
+    maps, no subtraction pass), and since ``D`` is symmetric the gradient
+    ``dL/dS = 2 (D + D^T) S / numel`` is the single product
+    ``4 D S / numel`` where autograd would run two (``dM S`` and
+    ``dM^T S``). ``D`` is the only map kept for backward.
     """
 
     @staticmethod

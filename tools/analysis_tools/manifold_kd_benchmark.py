@@ -36,6 +36,7 @@ from projects.common.complexity import (  # noqa: E402
 from projects.manifold_kd import (  # noqa: E402
     ManifoldRelationLoss,
     SoftTargetKDLoss,
+    align_tokens,
     inter_image_map,
     intra_image_map,
     random_rows_map,
@@ -53,16 +54,19 @@ def student_step(model, x, samples):
     return step
 
 
-def plain_terms(fs, ft, idx):
-    """The three terms with the maps built separately and plain autograd
-    (the straightforward implementation), for the side-by-side row."""
+def plain_terms(fs, ft, idx, weights):
+    """The three weighted terms with the maps built separately and plain
+    autograd (the straightforward implementation), for the side-by-side
+    row; tokens aligned as the loss does."""
+    fs, ft = align_tokens(fs, ft)
     fs = torch.nn.functional.normalize(fs, dim=-1)
-    ft = torch.nn.functional.normalize(ft[:, -fs.shape[1] + 1:], dim=-1)
-    fs = fs[:, 1:]  # DeiT's class token against CaiT's patch tokens
-    return (4.0 * (intra_image_map(fs) - intra_image_map(ft)).pow(2).mean() +
-            0.1 * (inter_image_map(fs) - inter_image_map(ft)).pow(2).mean() +
-            0.2 * (random_rows_map(fs, idx) -
-                   random_rows_map(ft, idx)).pow(2).mean())
+    ft = torch.nn.functional.normalize(ft, dim=-1)
+    terms = dict(
+        intra=(intra_image_map(fs) - intra_image_map(ft)).pow(2).mean(),
+        inter=(inter_image_map(fs) - inter_image_map(ft)).pow(2).mean(),
+        rand=(random_rows_map(fs, idx) -
+              random_rows_map(ft, idx)).pow(2).mean())
+    return sum(weights[k] * v for k, v in terms.items())
 
 
 def loss_step(batch, pairs=8, n_s=197, n_t=196, c_s=192, c_t=384,
@@ -81,7 +85,8 @@ def loss_step(batch, pairs=8, n_s=197, n_t=196, c_s=192, c_t=384,
         if plain:
             idx = mf.sample_rows(batch * n_t, fs[0].device)
             total = kd(zs, zt) + sum(
-                plain_terms(s, t, idx) for s, t in zip(fs, ft)) / pairs
+                plain_terms(s, t, idx, mf.weights)
+                for s, t in zip(fs, ft)) / pairs
         else:
             total = kd(zs, zt) + sum(mf(fs, ft).values())
         total.backward()
