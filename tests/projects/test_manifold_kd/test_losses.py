@@ -249,3 +249,44 @@ def test_fused_relation_mse_equals_plain_autograd(shape_s, shape_t):
     t1 = t.clone().requires_grad_()
     relation_mse(s, t1).backward()
     assert t1.grad is not None and t1.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('layout', ['tokens_cls', 'tokens', 'nchw'])
+def test_fused_pair_node_equals_the_reference(layout):
+    """The one-node pair loss (normalisation, three maps, summed gradients,
+    normalisation backward into the skipped-token input) gives the spec
+    reference's values and gradients in float64, and passes gradcheck."""
+    g = torch.Generator().manual_seed(5)
+    b, n, c_s, c_t = 3, 6, 5, 7
+    if layout == 'nchw':  # a CNN map read as H*W tokens (strided input)
+        x = torch.randn(b, c_s, 2, 3, generator=g, dtype=torch.float64)
+        tokens = x.flatten(2).transpose(1, 2)
+    else:
+        x = torch.randn(b, n + (layout == 'tokens_cls'), c_s, generator=g,
+                        dtype=torch.float64)
+        # a token shorter than F.normalize's eps (1e-12): the clamped branch
+        x[1, -1] = 4e-14
+        tokens = x
+    t = torch.randn(b, n, c_t, generator=g, dtype=torch.float64)
+    idx = torch.randperm(b * n, generator=g)[:8]
+    loss = ManifoldRelationLoss(num_rand_rows=8)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got = values(loss([x1], [t], rand_indices=[idx]))
+    ref_in = x2.flatten(2).transpose(1, 2) if layout == 'nchw' else x2
+    skip = ref_in.shape[1] - n
+    want = reference(ref_in[:, skip:], t, idx)
+    for a, w in zip(got, want):
+        assert a.dtype == torch.float64
+        assert torch.allclose(a, w, atol=1e-12)
+    # distinct weights per term, so a mixed-up gradient would show
+    (1 * got[0] + 3 * got[1] + 7 * got[2]).backward()
+    (1 * want[0] + 3 * want[1] + 7 * want[2]).backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-12)
+    if skip:
+        assert torch.all(x1.grad[:, :skip] == 0)
+    assert x1.grad[:, skip:].abs().sum() > 0
+    # gradcheck away from the tiny token (the clamp is not smooth there)
+    smooth = tokens.detach() + (tokens.detach().abs() < 1e-6).double()
+    assert torch.autograd.gradcheck(
+        lambda v: sum(values(loss([v], [t], rand_indices=[idx]))),
+        (smooth.requires_grad_(),))
