@@ -26,7 +26,7 @@ import pickle
 import re
 import tempfile
 import zipfile
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -144,6 +144,56 @@ def safe_load(filename: Union[str, os.PathLike],
             f'crashed while saving, use the previous checkpoint in the '
             f'same folder.'
         ) from None
+
+
+def load_foreign_state_dict(
+        filename: Union[str, os.PathLike],
+        trusted: bool = False,
+        ema: bool = False,
+        keys: Sequence[str] = ('state_dict', 'model')
+) -> Dict[str, torch.Tensor]:
+    """The weights of a checkpoint written outside EVLab (an official
+    release, timm, DeiT, ...), for the model converters.
+
+    Read with ``weights_only=True``; files of training scripts that pickle
+    their ``args`` need ``trusted=True`` (``--trusted`` of the tools: only
+    for files you trust, it unpickles everything). The first of ``keys``
+    present is unwrapped (``{'model': ...}`` of the DeiT releases); a file
+    without any of them is taken as the state dict itself. ``ema`` takes
+    the ``state_dict_ema`` of a timm-script file instead (required).
+
+    Raises:
+        CheckpointError: missing or unreadable file, refused unpickling,
+            no ``state_dict_ema`` with ``ema``, or no state dict inside; the
+            message
+            names the file.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise CheckpointError(f'checkpoint {filename!r} does not exist')
+    try:
+        ckpt = torch.load(filename, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 (any refusal: same advice)
+        if not trusted:
+            raise CheckpointError(
+                f'{filename} cannot be read with weights_only=True '
+                f'({str(e).splitlines()[0]}); if you trust the file, rerun '
+                f'with --trusted') from None
+        ckpt = torch.load(filename, map_location='cpu', weights_only=False)
+    if ema:
+        if not (isinstance(ckpt, dict) and 'state_dict_ema' in ckpt):
+            raise CheckpointError(f'{filename} has no state_dict_ema')
+        return ckpt['state_dict_ema']
+    for key in keys:
+        if isinstance(ckpt, dict) and key in ckpt:
+            return ckpt[key]
+    if not isinstance(ckpt, dict) or not all(
+            isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointError(
+            f'{filename} holds no state dict (a {type(ckpt).__name__}'
+            f'{" of non-tensors" if isinstance(ckpt, dict) else ""}; '
+            f'looked for the keys {list(keys)})')
+    return ckpt
 
 
 def _load_from_local(filename: str, map_location: Optional[Any]) -> Any:

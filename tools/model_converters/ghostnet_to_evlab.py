@@ -18,23 +18,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from projects.common.checkpoint import load_foreign_state_dict  # noqa: E402
+from projects.common.runtime import cli  # noqa: E402
 from projects.ghostnet.ghostnet import convert_official  # noqa: E402
-
-
-def load_state_dict(path: str, trusted: bool = False) -> dict:
-    """A plain state dict from ``path`` (weights-only unless trusted)."""
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        if not trusted:
-            sys.exit(f'error: {path} cannot be read with weights_only=True '
-                     f'({str(e).splitlines()[0]}); if you trust the file, '
-                     f'rerun with --trusted')
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    for key in ('state_dict', 'model', 'state_dict_ema'):
-        if isinstance(ckpt, dict) and key in ckpt:
-            return ckpt[key]
-    return ckpt
 
 
 def main() -> None:
@@ -44,7 +30,9 @@ def main() -> None:
     parser.add_argument('--trusted', action='store_true',
                         help='allow full unpickling of a trusted file')
     args = parser.parse_args()
-    state = convert_official(load_state_dict(args.src, args.trusted))
+    state = convert_official(load_foreign_state_dict(
+        args.src, args.trusted,
+        keys=('state_dict', 'model', 'state_dict_ema')))
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save({'state_dict': state, 'meta': {'converted_from': args.src}},
                args.dst)
@@ -52,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli(main)()

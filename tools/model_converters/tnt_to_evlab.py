@@ -27,6 +27,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from projects.common.checkpoint import load_foreign_state_dict  # noqa: E402
+from projects.common.runtime import cli  # noqa: E402
 from projects.tnt.tnt import (  # noqa: E402
     convert_mmpretrain,
     convert_official,
@@ -40,28 +42,6 @@ CONVERTERS = {
 }
 
 
-def load_state_dict(path: str, trusted: bool = False,
-                    ema: bool = False) -> Dict[str, torch.Tensor]:
-    """A plain state dict from ``path`` (weights-only unless trusted: the
-    official ``.pth.tar`` files come from a timm training script and may
-    pickle its ``args``)."""
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        if not trusted:
-            sys.exit(f'error: {path} cannot be read with weights_only=True '
-                     f'({str(e).splitlines()[0]}); if you trust the file, '
-                     f'rerun with --trusted')
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    keys = ('state_dict_ema', ) if ema else ('state_dict', 'model')
-    for key in keys:
-        if isinstance(ckpt, dict) and key in ckpt:
-            return ckpt[key]
-    if ema:
-        sys.exit(f'error: {path} has no state_dict_ema')
-    return ckpt
-
-
 def structure_of(state: Dict[str, torch.Tensor]) -> str:
     """``official`` when the block fusion has its LayerNorm on d
     (``norm2_proj``), else ``legacy``."""
@@ -73,7 +53,7 @@ def structure_of(state: Dict[str, torch.Tensor]) -> str:
 
 def convert(src: str, dst: str, source: str, trusted: bool = False,
             ema: bool = False) -> Dict[str, torch.Tensor]:
-    state = CONVERTERS[source](load_state_dict(src, trusted, ema))
+    state = CONVERTERS[source](load_foreign_state_dict(src, trusted, ema))
     structure = structure_of(state)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save({'state_dict': state,
@@ -98,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli(main)()
