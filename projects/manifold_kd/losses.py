@@ -144,9 +144,10 @@ class _PairRelationLoss(torch.autograd.Function):
     each gradient is one product ``4 D S / numel``), the three gradients
     summed into one buffer and the normalisation's backward
     ``(g - y <g, y>) / |x|`` written straight into the gradient of ``x``
-    (no slice, index or accumulation passes). It cut the loss time of the
-    DeiT-Tiny benchmark by a fifth: the maps' products run near the
-    CPU's GEMM peak, the rest was memory-bound elementwise passes.
+    (no slice, index or accumulation passes). Against one fused function
+    per map it cut a DeiT-Ti / CaiT-S24 pair at batch 64 from 153 to 117
+    ms (1 CPU thread): the maps' products already ran near the GEMM peak,
+    the rest was memory-bound element-wise passes.
     """
 
     @staticmethod

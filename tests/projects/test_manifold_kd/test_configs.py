@@ -78,6 +78,8 @@ def test_imagenet_distiller_builds_with_a_timm_cait_teacher(configs_dir,
     logits, feats = model.teacher_forward(x)
     assert logits.shape == (2, 1000)
     assert [tuple(f.shape) for f in feats] == [(2, 196, 384)] * 8
+    with torch.no_grad():  # the wrapper adds nothing to timm's model
+        assert torch.equal(logits, teacher(x))
     # the teacher runs once per test: reuse its outputs for the loss
     monkeypatch.setattr(model, 'teacher_forward', lambda inputs: (logits,
                                                                   feats))
