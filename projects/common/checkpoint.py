@@ -196,6 +196,17 @@ def load_foreign_state_dict(
     return ckpt
 
 
+def save_converted(state: Dict[str, torch.Tensor],
+                   filename: Union[str, os.PathLike], **meta: Any) -> None:
+    """Write a converted state dict as an mmengine checkpoint
+    (``{'state_dict': ..., 'meta': meta}``), atomically: an existing file
+    is replaced only once the new one is complete."""
+    AtomicLocalBackend._atomic_write(
+        str(filename), lambda f: torch.save({'state_dict': state,
+                                              'meta': meta}, f))
+    print(f'{len(state)} tensors -> {filename}')
+
+
 def _load_from_local(filename: str, map_location: Optional[Any]) -> Any:
     return safe_load(filename, map_location)
 

@@ -8,17 +8,17 @@ checkpoint for ``configs/ghostnet/ghostnet-*x_8xb128_in1k.py``.
         state_dict_73.98.pth checkpoints/ghostnet-1.0x_in1k.pth
 """
 import argparse
-import os
 import os.path as osp
 import sys
-
-import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.common.checkpoint import load_foreign_state_dict  # noqa: E402
+from projects.common.checkpoint import (  # noqa: E402
+    load_foreign_state_dict,
+    save_converted,
+)
 from projects.common.runtime import cli  # noqa: E402
 from projects.ghostnet.ghostnet import convert_official  # noqa: E402
 
@@ -33,10 +33,7 @@ def main() -> None:
     state = convert_official(load_foreign_state_dict(
         args.src, args.trusted,
         keys=('state_dict', 'model', 'state_dict_ema')))
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save({'state_dict': state, 'meta': {'converted_from': args.src}},
-               args.dst)
-    print(f'{len(state)} tensors -> {args.dst}')
+    save_converted(state, args.dst, converted_from=args.src)
 
 
 if __name__ == '__main__':

@@ -11,17 +11,17 @@ distilled DeiT), evaluable with tools/test.py.
         checkpoints/deit-tiny_manifold.pth
 """
 import argparse
-import os
 import os.path as osp
 import sys
-
-import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.common.checkpoint import load_foreign_state_dict  # noqa: E402
+from projects.common.checkpoint import (  # noqa: E402
+    load_foreign_state_dict,
+    save_converted,
+)
 from projects.common.errors import EVLabError  # noqa: E402
 from projects.common.runtime import cli  # noqa: E402
 from projects.common.timm_vit import convert_timm_vit  # noqa: E402
@@ -33,9 +33,7 @@ def convert(src: str, dst: str, trusted: bool = False, ema: bool = False):
         state = convert_timm_vit(state)
     except KeyError as e:
         raise EVLabError(f'{src}: {e.args[0]}') from None
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save({'state_dict': state, 'meta': {'converted_from': src}}, dst)
-    print(f'{len(state)} tensors -> {dst}')
+    save_converted(state, dst, converted_from=src)
     return state
 
 

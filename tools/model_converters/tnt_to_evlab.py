@@ -16,7 +16,6 @@ their shapes and written to ``meta.structure``; a legacy checkpoint needs
 tnt-s-p16_legacy_in1k-eval.py).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Dict
@@ -27,7 +26,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.common.checkpoint import load_foreign_state_dict  # noqa: E402
+from projects.common.checkpoint import (  # noqa: E402
+    load_foreign_state_dict,
+    save_converted,
+)
 from projects.common.runtime import cli  # noqa: E402
 from projects.tnt.tnt import (  # noqa: E402
     convert_mmpretrain,
@@ -55,11 +57,9 @@ def convert(src: str, dst: str, source: str, trusted: bool = False,
             ema: bool = False) -> Dict[str, torch.Tensor]:
     state = CONVERTERS[source](load_foreign_state_dict(src, trusted, ema))
     structure = structure_of(state)
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save({'state_dict': state,
-                'meta': {'converted_from': src, 'source': source,
-                         'structure': structure}}, dst)
-    print(f'{len(state)} tensors ({structure} structure) -> {dst}')
+    save_converted(state, dst, converted_from=src, source=source,
+                   structure=structure)
+    print(f'({structure} structure)')
     return state
 
 
