@@ -72,10 +72,11 @@ def _at_least_fp32(x: Tensor) -> Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
-def _diff_map(s: Tensor, t: Tensor) -> Tensor:
+def _diff_map(s: Tensor, t: Tensor, out: Optional[Tensor] = None
+              ) -> Tensor:
     """``D = S S^T - T T^T`` for (G, n, C) batches: one ``bmm`` and one
     in-place ``baddbmm`` (no separate maps, no subtraction pass)."""
-    return torch.bmm(s, s.transpose(1, 2)).baddbmm_(
+    return torch.bmm(s, s.transpose(1, 2), out=out).baddbmm_(
         t, t.transpose(1, 2), alpha=-1.0)
 
 
@@ -84,12 +85,18 @@ def _mean_square(d: Tensor) -> Tensor:
     return torch.dot(flat, flat) / flat.numel()
 
 
-def _normalize(x: Tensor) -> tuple:
-    """``F.normalize(x, dim=-1)`` with the factors its backward needs:
-    returns ``(y, 1 / max(|x|, eps), |x| >= eps)``."""
+def _normalize(x: Tensor, out: Tensor, rinv: Optional[Tensor] = None,
+               keep: Optional[Tensor] = None) -> None:
+    """``out = F.normalize(x, dim=-1)``; also writes the factors its
+    backward needs, ``rinv = 1 / max(|x|, eps)`` and ``keep = |x| >= eps``
+    (the clamp's gradient mask), when given."""
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    rinv = norm.clamp_min(NORM_EPS).reciprocal_()
-    return (x * rinv).contiguous(), rinv, norm >= NORM_EPS
+    if keep is not None:
+        torch.ge(norm, NORM_EPS, out=keep)
+    factor = norm.clamp_min_(NORM_EPS).reciprocal_()
+    if rinv is not None:
+        rinv.copy_(factor)
+    torch.mul(x, factor, out=out)
 
 
 class _RelationMSE(torch.autograd.Function):
@@ -132,59 +139,97 @@ def relation_mse(s: Tensor, t: Tensor) -> Tensor:
     return _RelationMSE.apply(s, t)
 
 
-class _PairRelationLoss(torch.autograd.Function):
-    """The three relation terms of one layer pair as one autograd node.
+def _pairs_per_node(device_type: str) -> Optional[int]:
+    """How many equal-shape pairs one loss node stacks: all of them on
+    GPUs, where the loss is bound by kernel launches and the caching
+    allocator keeps the stacked buffers; one on CPUs, where buffers beyond
+    glibc's mmap threshold (32 MB) are returned to the OS and page-faulted
+    in again every step (measured: stacking 8 DeiT-Ti / CaiT-S24 pairs at
+    batch 64 made the CPU loss 20-30% slower)."""
+    return 1 if device_type == 'cpu' else None
 
-    Inputs: the student's raw tokens ``x`` (B, skip + N, C_s), of which the
-    first ``skip`` are dropped, the teacher's aligned raw tokens (B, N, C_t)
-    (no gradient) and the K random row indices. Outputs ``(intra, inter,
-    rand)``, equal to :func:`relation_mse` on ``F.normalize``-d features
-    (tested). One node instead of autograd's ~40: the per-token
-    normalisation, the three maps (:func:`_diff_map`, symmetric ``D``, so
-    each gradient is one product ``4 D S / numel``), the three gradients
-    summed into one buffer and the normalisation's backward
-    ``(g - y <g, y>) / |x|`` written straight into the gradient of ``x``
-    (no slice, index or accumulation passes). Against one fused function
-    per map it cut a DeiT-Ti / CaiT-S24 pair at batch 64 from 153 to 117
-    ms (1 CPU thread): the maps' products already ran near the GEMM peak,
-    the rest was memory-bound element-wise passes.
+
+class _RelationTerms(torch.autograd.Function):
+    """The three relation terms of P layer pairs of equal shapes as one
+    autograd node (P = 8 for DeiT-Ti / CaiT-S24: every block has the same
+    token grid and width).
+
+    Inputs: ``skip``, the leading student tokens to drop; ``idx`` (P, K),
+    the random rows of each pair; then the P student raw block outputs
+    (B, skip + N, C_s) and the P aligned teacher outputs (B, N, C_t) (no
+    gradient). Outputs ``(intra, inter, rand)``, each the mean over the P
+    pairs of :func:`relation_mse` on ``F.normalize``-d features (equal map
+    sizes, so the mean of all entries of the stacked maps; tested).
+
+    What it saves against autograd on the separately built maps: the
+    tokens are normalised straight into one stacked buffer; all intra maps
+    are one ``bmm`` + one in-place ``baddbmm`` (:func:`_diff_map`), all
+    random-row maps one more; ``D`` is symmetric, so each term's gradient
+    is the single product ``4 D S / numel``; the three gradients are
+    summed in one buffer, and the normalisation's backward
+    ``(g - y <g, y>) / |x|`` is written straight into each block output's
+    gradient (no slice, index or accumulation passes). On one CPU thread
+    this cut a DeiT-Ti / CaiT-S24 pair at batch 64 from 153 ms (one fused
+    function per map) to 117 ms; on a GPU, where the loss is bound by
+    kernel launches, stacking the pairs cuts their number ~3x.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, t: Tensor, skip: int, idx: Tensor):
-        s, rinv, keep = _normalize(x[:, skip:])
-        t = _normalize(t.to(s.dtype))[0]
-        c_s, c_t = s.shape[-1], t.shape[-1]
-        s_pos, t_pos = s.transpose(0, 1), t.transpose(0, 1)  # (N, B, C)
-        maps = (_diff_map(s, t), _diff_map(s_pos, t_pos),
-                _diff_map(s.reshape(-1, c_s)[idx].unsqueeze(0),
-                          t.reshape(-1, c_t)[idx].unsqueeze(0)))
+    def forward(ctx, skip: int, idx: Tensor, *feats: Tensor):
+        num = len(feats) // 2
+        xs, ts = feats[:num], feats[num:]
+        (b, n, c_s), c_t = xs[0][:, skip:].shape, ts[0].shape[-1]
+        dtype, device = xs[0].dtype, xs[0].device
+        s = torch.empty(num, b, n, c_s, dtype=dtype, device=device)
+        t = torch.empty(num, b, n, c_t, dtype=dtype, device=device)
+        rinv = torch.empty(num, b, n, 1, dtype=dtype, device=device)
+        keep = torch.empty(num, b, n, 1, dtype=torch.bool, device=device)
+        for i, (x, tt) in enumerate(zip(xs, ts)):
+            _normalize(x[:, skip:], s[i], rinv[i], keep[i])
+            _normalize(tt.to(dtype), t[i])
+        # random rows: pair i's rows in the flattened (P*B*N, C) buffers
+        rows = (idx + torch.arange(num, device=device).unsqueeze(1) *
+                (b * n)).reshape(-1)
+        d_inter = s.new_empty(num, n, b, b)
+        for i in range(num):
+            _diff_map(s[i].transpose(0, 1), t[i].transpose(0, 1),
+                      out=d_inter[i])
+        maps = (_diff_map(s.view(-1, n, c_s), t.view(-1, n, c_t)), d_inter,
+                _diff_map(s.view(-1, c_s)[rows].view(num, -1, c_s),
+                          t.view(-1, c_t)[rows].view(num, -1, c_t)))
         ctx.skip = skip
-        ctx.save_for_backward(s, rinv, keep, idx, *maps)
+        ctx.save_for_backward(s, rinv, keep, rows, *maps)
         return tuple(_mean_square(d) for d in maps)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_intra: Tensor, g_inter: Tensor, g_rand: Tensor):
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        s, rinv, keep, idx, d_intra, d_inter, d_rand = ctx.saved_tensors
-        c_s = s.shape[-1]
+        s, rinv, keep, rows, d_intra, d_inter, d_rand = ctx.saved_tensors
+        num, b, n, c_s = s.shape
         # dL/dS of each term: 4 D S / numel (D symmetric), summed
-        g = torch.bmm(d_intra, s).mul_(g_intra * (4.0 / d_intra.numel()))
+        g = torch.bmm(d_intra, s.view(-1, n, c_s)).view_as(s)
+        g.mul_(g_intra * (4.0 / d_intra.numel()))
         d_inter = d_inter * (g_inter * (4.0 / d_inter.numel()))
-        g.add_(torch.bmm(d_inter, s.transpose(0, 1)).transpose(0, 1))
-        rows = s.reshape(-1, c_s)[idx]
-        d_rand = d_rand[0] * (g_rand * (4.0 / d_rand.numel()))
-        g.view(-1, c_s).index_add_(0, idx, d_rand @ rows)
+        for i in range(num):
+            g[i].add_(torch.bmm(d_inter[i], s[i].transpose(0, 1))
+                      .transpose(0, 1))
+        d_rand = d_rand * (g_rand * (4.0 / d_rand.numel()))
+        g.view(-1, c_s).index_add_(
+            0, rows, torch.bmm(d_rand, s.view(-1, c_s)[rows].view(
+                num, -1, c_s)).view(-1, c_s))
         # through the normalisation y = x / max(|x|, eps)
         proj = torch.linalg.vecdot(g, s, dim=-1).unsqueeze_(-1).mul_(keep)
         g.addcmul_(s, proj, value=-1.0)
-        skip = ctx.skip
-        grad_x = g.new_empty(g.shape[0], skip + g.shape[1], c_s)
-        grad_x[:, :skip].zero_()
-        torch.mul(g, rinv, out=grad_x[:, skip:])
-        return grad_x, None, None, None
+        skip, grads = ctx.skip, []
+        for i in range(num):
+            if not ctx.needs_input_grad[2 + i]:
+                grads.append(None)
+                continue
+            grad_x = g.new_empty(b, skip + n, c_s)
+            grad_x[:, :skip].zero_()
+            torch.mul(g[i], rinv[i], out=grad_x[:, skip:])
+            grads.append(grad_x)
+        return (None, None, *grads, *[None] * num)
 
 
 def intra_image_map(f: Tensor) -> Tensor:
@@ -266,35 +311,50 @@ class ManifoldRelationLoss(nn.Module):
             device=device if generator is None else generator.device)
         return idx[:self.num_rand_rows].to(device)
 
+    def _align(self, student: Tensor, teacher: Tensor,
+               rand_idx: Optional[Tensor],
+               generator: Optional[torch.Generator]) -> tuple:
+        """``(student tokens, aligned teacher tokens, skip, rows)`` of one
+        pair: the student's block output stays whole (its first ``skip``
+        tokens are dropped inside the loss node)."""
+        x = _as_tokens(student)
+        student, teacher = align_tokens(
+            x, _as_tokens(teacher), self.student_skip_tokens,
+            self.teacher_skip_tokens)
+        if rand_idx is None:
+            rand_idx = self.sample_rows(student.shape[0] * student.shape[1],
+                                        student.device, generator)
+        return (_at_least_fp32(x), _at_least_fp32(teacher),
+                x.shape[1] - student.shape[1], rand_idx)
+
+    @staticmethod
+    def _mean_terms(pairs: Sequence[tuple]) -> tuple:
+        """Each unweighted term averaged over pairs of equal shapes."""
+        xs, ts, skips, idx = zip(*pairs)
+        if not any(t.requires_grad for t in ts):  # the frozen teacher
+            return _RelationTerms.apply(skips[0], torch.stack(idx), *xs,
+                                        *ts)
+        # generic use, gradients to both sides: plain autograd
+        terms = []
+        for x, t, skip, rows in pairs:
+            fs = F.normalize(x[:, skip:], dim=-1)
+            ft = F.normalize(t, dim=-1)
+            c_s, c_t = fs.shape[-1], ft.shape[-1]
+            terms.append(torch.stack([
+                relation_mse(fs, ft),
+                relation_mse(fs.transpose(0, 1), ft.transpose(0, 1)),
+                relation_mse(fs.reshape(-1, c_s)[rows].unsqueeze(0),
+                             ft.reshape(-1, c_t)[rows].unsqueeze(0))]))
+        return tuple(torch.stack(terms).mean(0))
+
     def pair_terms(self, student: Tensor, teacher: Tensor,
                    rand_idx: Optional[Tensor] = None,
                    generator: Optional[torch.Generator] = None
                    ) -> Dict[str, Tensor]:
         """The three unweighted terms of one layer pair (fp32)."""
-        x = _as_tokens(student)
-        student, teacher = align_tokens(
-            x, _as_tokens(teacher), self.student_skip_tokens,
-            self.teacher_skip_tokens)
         with torch.autocast(device_type=student.device.type, enabled=False):
-            if rand_idx is None:
-                rand_idx = self.sample_rows(
-                    student.shape[0] * student.shape[1], student.device,
-                    generator)
-            if not teacher.requires_grad:  # the distiller's frozen teacher
-                terms = _PairRelationLoss.apply(
-                    _at_least_fp32(x), _at_least_fp32(teacher),
-                    x.shape[1] - student.shape[1], rand_idx)
-                return dict(zip(self.TERMS, terms))
-            # generic use, gradients to both sides: plain autograd
-            fs = F.normalize(_at_least_fp32(student), dim=-1)
-            ft = F.normalize(_at_least_fp32(teacher), dim=-1)
-            c_s, c_t = fs.shape[-1], ft.shape[-1]
-            return dict(
-                intra=relation_mse(fs, ft),
-                inter=relation_mse(fs.transpose(0, 1), ft.transpose(0, 1)),
-                rand=relation_mse(
-                    fs.reshape(-1, c_s)[rand_idx].unsqueeze(0),
-                    ft.reshape(-1, c_t)[rand_idx].unsqueeze(0)))
+            pair = self._align(student, teacher, rand_idx, generator)
+            return dict(zip(self.TERMS, self._mean_terms([pair])))
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor],
@@ -302,6 +362,10 @@ class ManifoldRelationLoss(nn.Module):
                 generator: Optional[torch.Generator] = None
                 ) -> Dict[str, Tensor]:
         """Returns ``loss_mf_intra``, ``loss_mf_inter``, ``loss_mf_rand``.
+
+        Pairs of equal shapes (all of them for ViT students and teachers)
+        are computed together in one autograd node; the result is the
+        same as pair by pair.
 
         Args:
             student_feats: one (B, N_s, C_s) tensor per layer pair.
@@ -314,16 +378,29 @@ class ManifoldRelationLoss(nn.Module):
             raise ValueError(f'{len(student_feats)} student and '
                              f'{len(teacher_feats)} teacher features: need '
                              f'one of each per layer pair')
-        sums: Dict[str, List[Tensor]] = {k: [] for k in self.TERMS}
-        for i, (s, t) in enumerate(zip(student_feats, teacher_feats)):
-            idx = None if rand_indices is None else rand_indices[i]
-            terms = self.pair_terms(s, t, idx, generator)
-            for k in self.TERMS:
-                sums[k].append(self.weights[k] * terms[k])
+        device_type = student_feats[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            groups: Dict[tuple, List[tuple]] = {}
+            for i, (s, t) in enumerate(zip(student_feats, teacher_feats)):
+                pair = self._align(
+                    s, t, None if rand_indices is None else rand_indices[i],
+                    generator)
+                x, t, skip, rows = pair
+                key = (x.shape, x.dtype, x.device, t.shape, skip,
+                       rows.numel())
+                groups.setdefault(key, []).append(pair)
+            sums = [0.] * len(self.TERMS)
+            step = _pairs_per_node(device_type)
+            for group in groups.values():
+                for j in range(0, len(group), step or len(group)):
+                    pairs = group[j:j + step] if step else group
+                    for k, term in enumerate(self._mean_terms(pairs)):
+                        sums[k] = sums[k] + len(pairs) * term
         # each weighted term averaged over the pairs (official code)
         return {
-            f'loss_mf_{k}': self.loss_weight * torch.stack(v).mean()
-            for k, v in sums.items()
+            f'loss_mf_{name}': self.loss_weight * self.weights[name] *
+            total / len(student_feats)
+            for name, total in zip(self.TERMS, sums)
         }
 
 

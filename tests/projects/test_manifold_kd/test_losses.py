@@ -290,3 +290,40 @@ def test_fused_pair_node_equals_the_reference(layout):
     assert torch.autograd.gradcheck(
         lambda v: sum(values(loss([v], [t], rand_indices=[idx]))),
         (smooth.requires_grad_(),))
+
+
+@pytest.mark.parametrize('stacked', [True, False])
+def test_pairs_in_one_node_equal_pair_by_pair(stacked, monkeypatch):
+    """Pairs of equal shapes share one autograd node (stacked: the GPU
+    default), or get one node each (the CPU default); a pair of other
+    shapes gets its own. Values and each pair's gradient equal the
+    reference averaged over the pairs (float64), and a student feature
+    without grad is left alone."""
+    from projects.manifold_kd import losses
+    monkeypatch.setattr(losses, '_pairs_per_node',
+                        lambda device_type: None if stacked else 1)
+    g = torch.Generator().manual_seed(11)
+    f64 = dict(generator=g, dtype=torch.float64)
+    students = [torch.randn(3, 7, 5, **f64), torch.randn(3, 7, 5, **f64),
+                torch.randn(3, 5, 2, 3, **f64),  # CNN map: 6 tokens
+                torch.randn(3, 7, 5, **f64)]
+    teachers = [torch.randn(3, 6, 4, **f64), torch.randn(3, 6, 4, **f64),
+                torch.randn(3, 6, 9, **f64), torch.randn(3, 6, 4, **f64)]
+    idx = [torch.randperm(18, generator=g)[:5] for _ in range(4)]
+    loss = ManifoldRelationLoss(num_rand_rows=5)
+    ours = [s.clone().requires_grad_(i != 3) for i, s in enumerate(students)]
+    refs = [s.clone().requires_grad_() for s in students]
+    got = values(loss(ours, teachers, rand_indices=idx))
+    per_pair = []
+    for s, t, i in zip(refs, teachers, idx):
+        tokens = s.flatten(2).transpose(1, 2) if s.dim() == 4 else s[:, 1:]
+        per_pair.append(reference(tokens, t, i))
+    want = [sum(p[k] for p in per_pair) / 4 for k in range(3)]
+    for a, w in zip(got, want):
+        assert torch.allclose(a, w, atol=1e-12)
+    (1 * got[0] + 3 * got[1] + 7 * got[2]).backward()
+    (1 * want[0] + 3 * want[1] + 7 * want[2]).backward()
+    for i in range(3):
+        assert torch.allclose(ours[i].grad, refs[i].grad, atol=1e-12)
+        assert ours[i].grad.abs().sum() > 0
+    assert ours[3].grad is None
