@@ -160,11 +160,12 @@ def load_foreign_state_dict(
     for files you trust, it unpickles everything). The first of ``keys``
     present is unwrapped (``{'model': ...}`` of the DeiT releases); a file
     without any of them is taken as the state dict itself. ``ema`` takes
-    the ``state_dict_ema`` of a timm-script file instead (required).
+    the EMA weights instead (required): ``state_dict_ema`` of timm's
+    scripts or ``model_ema`` of DeiT's.
 
     Raises:
         CheckpointError: missing or unreadable file, refused unpickling,
-            no ``state_dict_ema`` with ``ema``, or no state dict inside; the
+            no EMA weights with ``ema``, or no state dict inside; the
             message
             names the file.
     """
@@ -179,21 +180,28 @@ def load_foreign_state_dict(
                 f'{filename} cannot be read with weights_only=True '
                 f'({str(e).splitlines()[0]}); if you trust the file, rerun '
                 f'with --trusted') from None
-        ckpt = torch.load(filename, map_location='cpu', weights_only=False)
-    if ema:
-        if not (isinstance(ckpt, dict) and 'state_dict_ema' in ckpt):
-            raise CheckpointError(f'{filename} has no state_dict_ema')
-        return ckpt['state_dict_ema']
-    for key in keys:
-        if isinstance(ckpt, dict) and key in ckpt:
-            return ckpt[key]
-    if not isinstance(ckpt, dict) or not all(
-            isinstance(v, torch.Tensor) for v in ckpt.values()):
+        try:
+            ckpt = torch.load(filename, map_location='cpu',
+                              weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            raise CheckpointError(
+                f'{filename} cannot be read ({str(e2).splitlines()[0]})'
+            ) from None
+    # EMA weights: timm's scripts save state_dict_ema, DeiT's model_ema
+    keys = ('state_dict_ema', 'model_ema') if ema else tuple(keys)
+    state = next((ckpt[k] for k in keys
+                  if isinstance(ckpt, dict) and k in ckpt), None)
+    if state is None and ema:
+        raise CheckpointError(f'{filename} has no EMA weights (looked for '
+                              f'the keys {list(keys)})')
+    state = ckpt if state is None else state
+    if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
-            f'{filename} holds no state dict (a {type(ckpt).__name__}'
-            f'{" of non-tensors" if isinstance(ckpt, dict) else ""}; '
+            f'{filename} holds no state dict (a {type(state).__name__}'
+            f'{" of non-tensors" if isinstance(state, dict) else ""}; '
             f'looked for the keys {list(keys)})')
-    return ckpt
+    return state
 
 
 def save_converted(state: Dict[str, torch.Tensor],
@@ -244,6 +252,11 @@ class AtomicLocalBackend(LocalBackend):
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+            # mkstemp makes the file owner-only: give it the mode a plain
+            # open() would (0666 minus the umask)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, filepath)
         except BaseException:
             if osp.exists(tmp):

@@ -9,7 +9,7 @@ official code: huawei-noah/Efficient-Computing,
 - :class:`ManifoldRelationLoss`: the three relation maps (intra-image,
   inter-image, random rows) between L2-normalised token features of
   student/teacher layer pairs, mean squared differences, averaged over the
-  pairs, always in fp32;
+  pairs, in fp32 (fp64 inputs stay fp64) with autocast off;
 - :class:`SoftTargetKDLoss`: ``T^2 KL(p_t || p_s)`` on logits (Hinton).
 """
 from typing import Dict, List, Optional, Sequence, Union
@@ -204,6 +204,13 @@ class _RelationTerms(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_intra: Tensor, g_inter: Tensor, g_rand: Tensor):
+        s = ctx.saved_tensors[0]
+        # backward may run inside the caller's autocast: keep it in fp32
+        with torch.autocast(device_type=s.device.type, enabled=False):
+            return _RelationTerms._backward(ctx, g_intra, g_inter, g_rand)
+
+    @staticmethod
+    def _backward(ctx, g_intra: Tensor, g_inter: Tensor, g_rand: Tensor):
         s, rinv, keep, rows, d_intra, d_inter, d_rand = ctx.saved_tensors
         num, b, n, c_s = s.shape
         # dL/dS of each term: 4 D S / numel (D symmetric), summed
@@ -259,7 +266,8 @@ class ManifoldRelationLoss(nn.Module):
     ``L_rand`` on the (K, K) map of K random rows of the B*N tokens (the
     same rows for both sides, redrawn per pair and call). Each weighted
     term is averaged over the pairs (not summed, as the official code) and
-    multiplied by ``loss_weight``. Computed in fp32 with autocast off.
+    multiplied by ``loss_weight``. Computed in fp32 with autocast off
+    (fp64 inputs stay fp64), backward included.
 
     Args:
         w_intra (float): weight of the intra-image (cross-patch) term,
@@ -321,9 +329,18 @@ class ManifoldRelationLoss(nn.Module):
         student, teacher = align_tokens(
             x, _as_tokens(teacher), self.student_skip_tokens,
             self.teacher_skip_tokens)
+        num_rows = student.shape[0] * student.shape[1]
         if rand_idx is None:
-            rand_idx = self.sample_rows(student.shape[0] * student.shape[1],
-                                        student.device, generator)
+            rand_idx = self.sample_rows(num_rows, student.device, generator)
+        else:  # given rows: out-of-range ones would read another stacked pair
+            rand_idx = rand_idx.to(student.device)
+            if rand_idx.dim() != 1 or rand_idx.dtype != torch.long or (
+                    rand_idx.numel() and not 0 <= int(rand_idx.min()) <=
+                    int(rand_idx.max()) < num_rows):
+                raise ValueError(
+                    f'rand_indices must be 1-D int64 rows in [0, B*N = '
+                    f'{num_rows}), got {rand_idx.dtype} of shape '
+                    f'{tuple(rand_idx.shape)}')
         return (_at_least_fp32(x), _at_least_fp32(teacher),
                 x.shape[1] - student.shape[1], rand_idx)
 
@@ -351,7 +368,7 @@ class ManifoldRelationLoss(nn.Module):
                    rand_idx: Optional[Tensor] = None,
                    generator: Optional[torch.Generator] = None
                    ) -> Dict[str, Tensor]:
-        """The three unweighted terms of one layer pair (fp32)."""
+        """The three unweighted terms of one layer pair (fp32, or fp64)."""
         with torch.autocast(device_type=student.device.type, enabled=False):
             pair = self._align(student, teacher, rand_idx, generator)
             return dict(zip(self.TERMS, self._mean_terms([pair])))

@@ -106,10 +106,10 @@ def loss_step(batch, pairs=8, n_s=197, n_t=196, c_s=192, c_t=384,
     def step():
         for f in fs + [zs]:
             f.grad = None
-        if plain:
-            idx = mf.sample_rows(batch * n_t, fs[0].device)
+        if plain:  # rows drawn per pair, as ours
             total = kd(zs, zt) + sum(
-                plain_terms(s, t, idx, mf.weights)
+                plain_terms(s, t, mf.sample_rows(batch * n_t, s.device),
+                            mf.weights)
                 for s, t in zip(fs, ft)) / pairs
         else:
             total = kd(zs, zt) + sum(mf(fs, ft).values())

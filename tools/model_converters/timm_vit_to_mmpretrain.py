@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument('src', help='timm / DeiT checkpoint')
     parser.add_argument('dst', help='output mmpretrain checkpoint')
     parser.add_argument('--ema', action='store_true',
-                        help='take state_dict_ema of a timm-script file')
+                        help='the EMA weights (state_dict_ema, model_ema)')
     parser.add_argument('--trusted', action='store_true',
                         help='allow full unpickling of a trusted file (the '
                         'DeiT scripts pickle their args)')

@@ -30,6 +30,7 @@ from projects.common.checkpoint import (  # noqa: E402
     load_foreign_state_dict,
     save_converted,
 )
+from projects.common.errors import EVLabError  # noqa: E402
 from projects.common.runtime import cli  # noqa: E402
 from projects.tnt.tnt import (  # noqa: E402
     convert_mmpretrain,
@@ -55,8 +56,12 @@ def structure_of(state: Dict[str, torch.Tensor]) -> str:
 
 def convert(src: str, dst: str, source: str, trusted: bool = False,
             ema: bool = False) -> Dict[str, torch.Tensor]:
-    state = CONVERTERS[source](load_foreign_state_dict(src, trusted, ema))
-    structure = structure_of(state)
+    try:
+        state = CONVERTERS[source](load_foreign_state_dict(src, trusted,
+                                                           ema))
+        structure = structure_of(state)
+    except KeyError as e:
+        raise EVLabError(f'{src}: {e.args[0]}') from None
     save_converted(state, dst, converted_from=src, source=source,
                    structure=structure)
     print(f'({structure} structure)')
@@ -70,7 +75,7 @@ def main() -> None:
     parser.add_argument('--source', choices=sorted(CONVERTERS),
                         required=True, help='layout of the source keys')
     parser.add_argument('--ema', action='store_true',
-                        help='take state_dict_ema of a timm-script file')
+                        help='the EMA weights (state_dict_ema, model_ema)')
     parser.add_argument('--trusted', action='store_true',
                         help='allow full unpickling of a trusted file')
     args = parser.parse_args()

@@ -327,3 +327,29 @@ def test_pairs_in_one_node_equal_pair_by_pair(stacked, monkeypatch):
         assert torch.allclose(ours[i].grad, refs[i].grad, atol=1e-12)
         assert ours[i].grad.abs().sum() > 0
     assert ours[3].grad is None
+
+
+def test_given_rows_out_of_range_are_refused():
+    """Rows are offset into stacked pairs: a bad given index must fail
+    rather than read another pair's tokens."""
+    loss = ManifoldRelationLoss(num_rand_rows=2)
+    s, t = torch.randn(2, 3, 4), torch.randn(2, 3, 5)
+    for bad in (torch.tensor([0, 6]), torch.tensor([-1, 2]),
+                torch.tensor([[0, 1]]), torch.tensor([0., 1.])):
+        with pytest.raises(ValueError, match=r'rand_indices .*B\*N = 6'):
+            loss([s], [t], rand_indices=[bad])
+
+
+def test_backward_inside_autocast_stays_fp32():
+    g = torch.Generator().manual_seed(2)
+    x, t = torch.randn(4, 7, 8, generator=g), torch.randn(4, 6, 8,
+                                                           generator=g)
+    idx = [torch.randperm(24, generator=g)[:6]]
+    loss = ManifoldRelationLoss(num_rand_rows=6)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    sum(values(loss([x1], [t], rand_indices=idx))).backward()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        total = sum(values(loss([x2], [t], rand_indices=idx)))
+        total.backward()
+    assert x2.grad.dtype == torch.float32
+    assert torch.allclose(x1.grad, x2.grad, rtol=1e-5, atol=1e-8)

@@ -114,11 +114,32 @@ def test_foreign_checkpoint_errors_name_the_file(tmp_path):
     path = tmp_path / 'plain.pth'
     torch.save({'w': torch.ones(1)}, path)
     assert set(load_foreign_state_dict(path)) == {'w'}
-    with pytest.raises(CheckpointError, match='state_dict_ema'):
+    with pytest.raises(CheckpointError, match='no EMA weights'):
         load_foreign_state_dict(path, ema=True)
-    torch.save({'epoch': 3, 'args': 'lr=1'}, path)
-    with pytest.raises(CheckpointError, match='holds no state dict'):
-        load_foreign_state_dict(path)
+    torch.save({'model': {'w': torch.ones(1)},
+                'model_ema': {'w': torch.zeros(1)}}, path)  # DeiT's layout
+    assert load_foreign_state_dict(path)['w'] == 1
+    assert load_foreign_state_dict(path, ema=True)['w'] == 0
+    for bad in ({'epoch': 3, 'args': 'lr=1'}, {'model': [torch.ones(1)]}):
+        torch.save(bad, path)
+        with pytest.raises(CheckpointError,
+                           match=f'{path}.*holds no state dict'):
+            load_foreign_state_dict(path)
+
+
+def test_converted_checkpoint_is_written_with_the_umask(tmp_path):
+    """Atomic writes go through mkstemp (owner-only); the result gets the
+    mode a plain open() would give."""
+    import os
+
+    from projects.common.checkpoint import save_converted
+    old = os.umask(0o022)
+    try:
+        save_converted({'w': torch.ones(1)}, tmp_path / 'out.pth', a=1)
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'out.pth').stat().st_mode & 0o777 == 0o644
+    assert safe_load(tmp_path / 'out.pth')['meta'] == {'a': 1}
 
 
 def test_macs_of_student_and_teacher():
