@@ -9,6 +9,7 @@ from .losses import (
     align_tokens,
     inter_image_map,
     intra_image_map,
+    plain_relation_terms,
     random_rows_map,
     relation_mse,
 )
@@ -16,5 +17,6 @@ from .losses import (
 __all__ = [
     'CNNPatchEmbed', 'HybridVisionTransformer', 'ManifoldKDClassifier',
     'ManifoldRelationLoss', 'SoftTargetKDLoss', 'align_tokens',
-    'inter_image_map', 'intra_image_map', 'random_rows_map', 'relation_mse'
+    'inter_image_map', 'intra_image_map', 'plain_relation_terms',
+    'random_rows_map', 'relation_mse'
 ]

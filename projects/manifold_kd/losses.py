@@ -256,6 +256,18 @@ def random_rows_map(f: Tensor, idx: Tensor) -> Tensor:
     return rows @ rows.t()
 
 
+def plain_relation_terms(fs: Tensor, ft: Tensor, idx: Tensor) -> tuple:
+    """``(intra, inter, rand)`` of one pair of aligned (B, N, C) token
+    features, the straightforward way: ``F.normalize``, the maps built
+    separately, plain autograd (gradients to both sides). The generic path
+    of :class:`ManifoldRelationLoss` and the benchmarks' baseline."""
+    fs, ft = F.normalize(fs, dim=-1), F.normalize(ft, dim=-1)
+    return ((intra_image_map(fs) - intra_image_map(ft)).pow(2).mean(),
+            (inter_image_map(fs) - inter_image_map(ft)).pow(2).mean(),
+            (random_rows_map(fs, idx) - random_rows_map(ft, idx)).pow(2)
+            .mean())
+
+
 @MODELS.register_module()
 class ManifoldRelationLoss(nn.Module):
     """Fine-grained manifold loss over student/teacher layer pairs.
@@ -352,16 +364,8 @@ class ManifoldRelationLoss(nn.Module):
             return _RelationTerms.apply(skips[0], torch.stack(idx), *xs,
                                         *ts)
         # generic use, gradients to both sides: plain autograd
-        terms = []
-        for x, t, skip, rows in pairs:
-            fs = F.normalize(x[:, skip:], dim=-1)
-            ft = F.normalize(t, dim=-1)
-            c_s, c_t = fs.shape[-1], ft.shape[-1]
-            terms.append(torch.stack([
-                relation_mse(fs, ft),
-                relation_mse(fs.transpose(0, 1), ft.transpose(0, 1)),
-                relation_mse(fs.reshape(-1, c_s)[rows].unsqueeze(0),
-                             ft.reshape(-1, c_t)[rows].unsqueeze(0))]))
+        terms = [torch.stack(plain_relation_terms(x[:, skip:], t, rows))
+                 for x, t, skip, rows in pairs]
         return tuple(torch.stack(terms).mean(0))
 
     def pair_terms(self, student: Tensor, teacher: Tensor,

@@ -44,9 +44,7 @@ from projects.manifold_kd import (  # noqa: E402
     ManifoldRelationLoss,
     SoftTargetKDLoss,
     align_tokens,
-    inter_image_map,
-    intra_image_map,
-    random_rows_map,
+    plain_relation_terms,
     relation_mse,
 )
 
@@ -79,18 +77,12 @@ def student_train_step(model, optim_cfg, batch):
 
 
 def plain_terms(fs, ft, idx, weights):
-    """The three weighted terms with the maps built separately and plain
-    autograd (the straightforward implementation), for the side-by-side
-    row; tokens aligned as the loss does."""
-    fs, ft = align_tokens(fs, ft)
-    fs = torch.nn.functional.normalize(fs, dim=-1)
-    ft = torch.nn.functional.normalize(ft, dim=-1)
-    terms = dict(
-        intra=(intra_image_map(fs) - intra_image_map(ft)).pow(2).mean(),
-        inter=(inter_image_map(fs) - inter_image_map(ft)).pow(2).mean(),
-        rand=(random_rows_map(fs, idx) -
-              random_rows_map(ft, idx)).pow(2).mean())
-    return sum(weights[k] * v for k, v in terms.items())
+    """The three weighted terms the straightforward way
+    (:func:`plain_relation_terms`), for the side-by-side row; tokens
+    aligned as the loss does."""
+    terms = plain_relation_terms(*align_tokens(fs, ft), idx)
+    return sum(weights[k] * v for k, v in zip(ManifoldRelationLoss.TERMS,
+                                              terms))
 
 
 def loss_step(batch, pairs=8, n_s=197, n_t=196, c_s=192, c_t=384,

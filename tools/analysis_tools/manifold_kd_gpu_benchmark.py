@@ -2,7 +2,8 @@
 # Copyright (c) EVLab contributors.
 """Manifold KD on a GPU: the loss (forward + backward) next to a DeiT-Ti
 training step and a CaiT-S24 forward, all at batch 64, plus a parity check
-of the loss on the GPU against the spec's formulas.
+of the loss on the GPU against the straightforward autograd version
+(`plain_relation_terms`).
 
 The student is timm's DeiT-Ti (the architecture of the mmpretrain recipe,
 tested equal in tests/projects/test_manifold_kd/test_timm_parity.py) with
@@ -41,19 +42,12 @@ def load_losses():
     return module
 
 
-def reference(fs, ft, idx):
-    """Weighted terms of one pair from the spec's formulas (autograd)."""
-    fs, ft = F.normalize(fs, dim=-1), F.normalize(ft, dim=-1)
-    pos_s, pos_t = fs.transpose(0, 1), ft.transpose(0, 1)
-    rs = fs.reshape(-1, fs.shape[-1])[idx]
-    rt = ft.reshape(-1, ft.shape[-1])[idx]
-    return [
-        4.0 * (fs @ fs.transpose(1, 2) - ft @ ft.transpose(1, 2)).pow(2)
-        .mean(),
-        0.1 * (pos_s @ pos_s.transpose(1, 2) -
-               pos_t @ pos_t.transpose(1, 2)).pow(2).mean(),
-        0.2 * (rs @ rs.t() - rt @ rt.t()).pow(2).mean()
-    ]
+def reference(losses, fs, ft, idx):
+    """Weighted terms of one pair, the straightforward way (autograd)."""
+    weights = losses.ManifoldRelationLoss().weights
+    return [weights[k] * v for k, v in zip(
+        losses.ManifoldRelationLoss.TERMS,
+        losses.plain_relation_terms(fs, ft, idx))]
 
 
 def parity(losses, batch, device):
@@ -70,7 +64,8 @@ def parity(losses, batch, device):
         refs = [x.clone().to(device).requires_grad_() for x in xs]
         out = losses.ManifoldRelationLoss()(ours, ts, rand_indices=idx)
         got = [out[f'loss_mf_{k}'] for k in ('intra', 'inter', 'rand')]
-        per = [reference(x[:, 1:], t, i) for x, t, i in zip(refs, ts, idx)]
+        per = [reference(losses, x[:, 1:], t, i)
+               for x, t, i in zip(refs, ts, idx)]
         want = [sum(p[k] for p in per) / 3 for k in range(3)]
         sum(v * c for v, c in zip(got, (1, 3, 7))).backward()
         sum(v * c for v, c in zip(want, (1, 3, 7))).backward()
@@ -136,7 +131,7 @@ def main() -> None:
                 f.grad = None
             if mode == 'plain':
                 total = kd(zs, zt) + sum(sum(reference(
-                    s[:, 1:], t, mf.sample_rows(b * 196, s.device)))
+                    losses, s[:, 1:], t, mf.sample_rows(b * 196, s.device)))
                     for s, t in zip(fs, ft)) / len(fs)
             else:
                 feats = ([f.to(torch.bfloat16) for f in fs], [

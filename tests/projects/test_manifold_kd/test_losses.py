@@ -353,3 +353,24 @@ def test_backward_inside_autocast_stays_fp32():
         total.backward()
     assert x2.grad.dtype == torch.float32
     assert torch.allclose(x1.grad, x2.grad, rtol=1e-5, atol=1e-8)
+
+
+def test_teacher_with_grad_takes_plain_autograd():
+    """A generic use (both sides trainable) gets the same values and
+    gradients for both sides."""
+    g = torch.Generator().manual_seed(4)
+    fs = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+    ft = torch.randn(3, 5, 6, generator=g, dtype=torch.float64)
+    idx = torch.randperm(15, generator=g)[:4]
+    loss = ManifoldRelationLoss(num_rand_rows=4)
+    s1, t1 = fs.clone().requires_grad_(), ft.clone().requires_grad_()
+    s2, t2 = fs.clone().requires_grad_(), ft.clone().requires_grad_()
+    got = values(loss([s1], [t1], rand_indices=[idx]))
+    want = reference(s2, t2, idx)
+    for a, w in zip(got, want):
+        assert torch.allclose(a, w, atol=1e-12)
+    sum(got).backward()
+    sum(want).backward()
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-12)
+    assert torch.allclose(t1.grad, t2.grad, atol=1e-12)
+    assert t1.grad.abs().sum() > 0
