@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 
 from mmengine.config import DictAction  # noqa: E402
 
-from projects.common import checkpoint, dist, runtime  # noqa: E402
+from projects.common import checkpoint, dist, resume, runtime  # noqa: E402
 from projects.common.errors import EVLabError  # noqa: E402
 
 
@@ -86,6 +86,7 @@ def main() -> None:
     runtime.check_datasets(cfg, ['train_dataloader', 'val_dataloader'])
     checkpoint.install()
     checkpoint.use_atomic_checkpoints(cfg)
+    resume.enable_exact_resume(cfg)
     dist.setup_cpu_distributed(cfg, args.launcher)
     runner = runtime.build_runner(cfg)
     runner.train()

@@ -38,9 +38,16 @@ def _rank_and_world(launcher: str) -> Tuple[int, int, int]:
         names = ('SLURM_PROCID', 'SLURM_LOCALID', 'SLURM_NTASKS')
         if 'MASTER_ADDR' not in os.environ:
             nodes = os.environ.get('SLURM_NODELIST', 'localhost')
-            first = subprocess.run(
-                ['scontrol', 'show', 'hostname', nodes], check=False,
-                capture_output=True, text=True).stdout.split()
+            try:
+                first = subprocess.run(
+                    ['scontrol', 'show', 'hostname', nodes], check=False,
+                    capture_output=True, text=True).stdout.split()
+            except FileNotFoundError:
+                raise EVLabError(
+                    '--launcher slurm: `scontrol` is not on PATH, so the '
+                    'first node of SLURM_NODELIST cannot be found; run '
+                    'inside a slurm job (tools/slurm_train.sh) or set '
+                    'MASTER_ADDR') from None
             os.environ['MASTER_ADDR'] = first[0] if first else 'localhost'
         os.environ.setdefault('MASTER_PORT', '29500')
     elif launcher == 'mpi':

@@ -76,3 +76,83 @@ def test_kill_and_resume_matches_uninterrupted_run(toy_data, tmp_path):
     first = _weights(ref / 'epoch_1.pth')
     assert any(not torch.equal(first[k], expected[k]) for k in expected
                if expected[k].is_floating_point())
+
+
+# 2 epochs of 4 iterations, a checkpoint after every iteration, a
+# validation after every epoch; num_workers=0 puts the augmentation draws
+# (RandomResizedCrop, RandomFlip) on the main process's random state
+ITER_OPTIONS = [
+    'train_cfg.max_epochs=2', 'train_cfg.val_interval=1',
+    'train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=16',
+    'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'val_dataloader.dataset.indices=8', 'val_dataloader.num_workers=0',
+    'val_dataloader.persistent_workers=False',
+    'default_hooks.checkpoint.by_epoch=False',
+    'default_hooks.checkpoint.interval=1',
+    'default_hooks.checkpoint.max_keep_ckpts=-1',
+    'default_hooks.logger.interval=1',
+]
+
+
+def _train_iter_ckpts(work_dir, extra=()):
+    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), CONFIG,
+            '--work-dir', str(work_dir), *extra, '--cfg-options',
+            *ITER_OPTIONS]
+
+
+def _trained_iters(log: str):
+    """The (epoch, iteration) of every training log line."""
+    import re
+    return re.findall(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/4\]', log)
+
+
+def test_resume_inside_and_at_end_of_epoch_is_exact(toy_data, tmp_path):
+    """A kill leaves the newest checkpoint as the run's last word: resuming
+    from each iteration checkpoint of a run (inside an epoch, at an epoch's
+    last iteration, at the end) trains exactly the missing iterations and
+    ends with the uninterrupted run's weights, bit for bit."""
+    import shutil
+    env = dict(os.environ, EVLAB_DEBUG='1')
+    ref = tmp_path / 'ref'
+    res = subprocess.run(_train_iter_ckpts(ref), env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(_trained_iters(res.stdout + res.stderr)) == 8
+    expected = _weights(ref / 'iter_8.pth')
+
+    # iter_2: inside epoch 1; iter_4: epoch 1's last iteration (mmengine
+    # records epoch 0 there and trained epoch 1 again); iter_7: inside
+    # epoch 2, one iteration left
+    for ckpt, left in (('iter_2.pth', 6), ('iter_4.pth', 4),
+                       ('iter_7.pth', 1)):
+        run = tmp_path / ckpt[:-4]
+        run.mkdir()
+        shutil.copy(ref / ckpt, run / ckpt)
+        res = subprocess.run(
+            _train_iter_ckpts(run, ['--resume', str(run / ckpt)]), env=env,
+            capture_output=True, text=True, timeout=600)
+        log = res.stdout + res.stderr
+        assert res.returncode == 0, log[-3000:]
+        done = int(ckpt[5:-4])
+        want = [(str(1 + i // 4), str(1 + i % 4)) for i in range(done, 8)]
+        assert _trained_iters(log) == want, (ckpt, log[-3000:])
+        assert len(want) == left
+        final = _weights(run / 'iter_8.pth')
+        for key in expected:
+            torch.testing.assert_close(final[key], expected[key], rtol=0,
+                                       atol=0, msg=f'{ckpt}: {key}')
+        # the validation after epoch 1 is not lost by a kill before it
+        if done == 4:
+            assert 'Epoch(val) [1]' in log, log[-3000:]
+
+    # resuming the finished run does nothing: no training, no new files
+    before = {p.name: p.stat().st_mtime_ns for p in ref.glob('*.pth')}
+    res = subprocess.run(_train_iter_ckpts(ref, ['--resume']), env=env,
+                         capture_output=True, text=True, timeout=600)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    assert _trained_iters(log) == [], log[-3000:]
+    assert 'nothing left to do' in log, log[-3000:]
+    assert {p.name: p.stat().st_mtime_ns
+            for p in ref.glob('*.pth')} == before
