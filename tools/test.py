@@ -23,6 +23,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 
 from projects.common import checkpoint, dist, runtime  # noqa: E402
+from projects.common.checkpoint_fit import CheckpointFitHook  # noqa: E402
 from projects.common.errors import EVLabError  # noqa: E402
 
 
@@ -34,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', help='dump the predictions to this .pkl')
     parser.add_argument('--show-dir',
                         help='save images with predictions drawn here')
+    parser.add_argument(
+        '--allow-partial-checkpoint', action='store_true',
+        help='evaluate even when the checkpoint fills fewer than half of '
+        'the model\'s tensors (the rest keep random weights)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config keys, e.g. test_dataloader.batch_size=1')
@@ -65,6 +70,9 @@ def main() -> None:
     checkpoint.install()
     dist.setup_cpu_distributed(cfg, args.launcher)
     runner = runtime.build_runner(cfg)
+    runner.register_hook(
+        CheckpointFitHook(args.checkpoint, args.config,
+                          allow_partial=args.allow_partial_checkpoint))
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

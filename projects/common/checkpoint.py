@@ -88,6 +88,11 @@ def _trusted_extra() -> List[Any]:
     extra = []
     for name in filter(None, (s.strip() for s in
                               os.environ.get(TRUST_ENV, '').split(','))):
+        if runs_code(name):
+            raise EVLabError(
+                f'{TRUST_ENV} names {name!r}, which can run code: a '
+                f'checkpoint that pickles it is an attack, not a type to '
+                f'trust. Remove it from {TRUST_ENV}.')
         module, _, attr = name.rpartition('.')
         try:
             extra.append(getattr(importlib.import_module(module), attr))
@@ -103,7 +108,68 @@ class CheckpointError(EVLabError):
     """A checkpoint could not be read (missing, truncated or unsafe)."""
 
 
-_UNSAFE_RE = re.compile(r'Unsupported global: GLOBAL ([\w.]+)')
+#: How torch's weights-only unpickler names the global it refused, in
+#: each phrasing of torch/_weights_only_unpickler.py (and of
+#: :func:`_history_buffer_getattr`). torch strips ``builtins.`` from the
+#: first phrasing (``GLOBAL eval``); :func:`_refused_global` puts it back.
+_REFUSED_RES = [
+    re.compile(r'unsupported GLOBAL ([\w.]+) whose module [\w.]+ is '
+               r'blocked'),
+    re.compile(r'Unsupported global: GLOBAL ([\w.]+)'),
+    # NEWOBJ / BUILD of a class that is not allowlisted
+    re.compile(r"(?:create new object|can only build).* but got "
+               r"<class '([\w.]+)'>", re.IGNORECASE),
+    # REDUCE of a callable that is not allowlisted
+    re.compile(r'call reduce for unrecognized function <(?:built-in )?'
+               r'(?:function|method) ([\w.]+)(?:.*? which belongs to '
+               r"<module '([\w.]+)')?"),
+]
+
+#: Refusals that name no type: an opcode outside the loader's subset
+#: (e.g. STACK_GLOBAL of pickle protocol 4), or a module to import first.
+_REFUSED_DETAIL_RE = re.compile(
+    r'Unsupported operand \d+|\S+ (?:and \S+ )?must be imported to load '
+    r'[^\n]+')
+
+#: Modules whose functions run code, start processes or touch files: a
+#: checkpoint that pickles a call into them is an attack, never a type to
+#: trust. Matched as the module or a parent package of the global.
+CODE_MODULES = frozenset({
+    'os', 'posix', 'nt', 'sys', 'subprocess', '_posixsubprocess',
+    'importlib', 'runpy', 'pty', 'shutil', 'code', 'codeop', 'ctypes',
+    'marshal', 'pickle', '_pickle', 'dill', 'pdb', 'bdb', 'socket',
+    'multiprocessing', 'signal', 'webbrowser', 'timeit', 'trace',
+    'tempfile', 'pathlib', 'io', '_io', 'asyncio', 'torch.hub',
+    # pickle protocol 2 writes Python 2 names: subprocess.Popen is saved
+    # as commands.Popen, and torch reports it so
+    'commands', 'popen2', '__builtin__'
+})
+#: Functions outside :data:`CODE_MODULES` that run code or reach it.
+CODE_GLOBALS = frozenset({
+    f'builtins.{name}' for name in (
+        'eval', 'exec', 'compile', '__import__', 'getattr', 'setattr',
+        'delattr', 'open', 'breakpoint', 'globals', 'locals', 'vars',
+        'input', 'exit', 'quit', 'help', 'memoryview')
+} | {'operator.attrgetter', 'operator.methodcaller'})
+
+
+def _refused_global(message: str) -> Optional[str]:
+    """The dotted name of the global that torch refused, if it says."""
+    for regex in _REFUSED_RES:
+        match = regex.search(message)
+        if match:
+            name = match.group(1)
+            if match.lastindex == 2 and match.group(2):
+                name = f'{match.group(2)}.{name.rpartition(".")[2]}'
+            return name if '.' in name else f'builtins.{name}'
+    return None
+
+
+def runs_code(name: str) -> bool:
+    """Whether the global ``name`` (``module.Name``) can run code."""
+    module = name.rpartition('.')[0]
+    return name in CODE_GLOBALS or any(
+        module == m or module.startswith(m + '.') for m in CODE_MODULES)
 
 
 def safe_load(filename: Union[str, os.PathLike],
@@ -129,8 +195,28 @@ def safe_load(filename: Union[str, os.PathLike],
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
     except pickle.UnpicklingError as e:
-        match = _UNSAFE_RE.search(str(e))
-        kind = match.group(1) if match else 'an unsupported object'
+        kind = _refused_global(str(e))
+        if kind is None:
+            # an opcode or object the weights-only loader does not accept,
+            # without a type that could be trusted
+            match = _REFUSED_DETAIL_RE.search(str(e))
+            detail = match.group(0) if match else \
+                str(e).strip().splitlines()[0][:200]
+            raise CheckpointError(
+                f'checkpoint {filename!r} holds pickled data that EVLab\'s '
+                f'weights-only loader refuses ({detail}), so it was not '
+                f'loaded. It was pickled in a way that the safe loader '
+                f'does not read (e.g. pickle protocol 4 or later, or an '
+                f'object that is not a tensor or a plain container); save '
+                f'it again with torch.save\'s defaults, or get it again '
+                f'from its source.') from None
+        if runs_code(kind):
+            raise CheckpointError(
+                f'checkpoint {filename!r} tries to run code when it is '
+                f'loaded (it pickles a call to {kind}), so it was not '
+                f'loaded and must not be: a checkpoint holds weights, never '
+                f'code. Get the checkpoint again from a source you trust.'
+            ) from None
         raise CheckpointError(
             f'checkpoint {filename!r} contains a pickled object of type '
             f'{kind}, which is not in EVLab\'s allowlist of checkpoint '

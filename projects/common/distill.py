@@ -133,7 +133,18 @@ def load_weights(model: nn.Module, checkpoint: str,
         if not osp.isfile(checkpoint):
             raise DistillError(f'{what} checkpoint {checkpoint!r} does not '
                                f'exist')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    try:
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint,
+                                                map_location='cpu')
+    except OSError as e:  # urllib's URLError included: no network, 404
+        if '://' not in checkpoint:
+            raise
+        reason = getattr(e, 'reason', None) or e
+        raise DistillError(
+            f'the {what} checkpoint could not be downloaded from '
+            f'{checkpoint} ({reason}). Download it on a machine with '
+            f'network access and pass the local file: --cfg-options '
+            f'model.{what}_ckpt=PATH') from None
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     if isinstance(state, dict) and 'state_dict' not in ckpt and isinstance(
             state.get('model'), dict):
@@ -350,12 +361,17 @@ class BaseDistiller(BaseModel):
         return self
 
     def init_weights(self) -> None:
-        """Initialise the student and the distiller's own modules, then
-        load the teacher's checkpoint (never re-initialised)."""
+        """Load the teacher's checkpoint (never re-initialised), then
+        initialise the student and the distiller's own modules.
+
+        The teacher comes first so that a teacher checkpoint that cannot be
+        read or downloaded fails the run at once; loading it draws no
+        random numbers, so the student's initialisation is unchanged.
+        """
         self.teacher._is_init = True
-        super().init_weights()
         if self.teacher_ckpt is not None:
             load_weights(self.teacher, self.teacher_ckpt, what='teacher')
+        super().init_weights()
 
     # -- modes --------------------------------------------------------------
     def forward(self, inputs: torch.Tensor, data_samples=None,

@@ -29,6 +29,7 @@ Usage::
     python tools/misc/make_toy_data.py --tasks det cls --out /tmp/toy
 """
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -36,13 +37,14 @@ import os.path as osp
 import shutil
 import sys
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-#: Bump when the generated content changes, so stale data is regenerated.
-TOY_DATA_VERSION = 2
+#: Per dataset: bump when its generated content changes, so stale copies
+#: are regenerated (and results that depend on it are re-measured).
+TOY_DATA_VERSIONS = {'det': 2, 'cls': 2, 'seg': 2, 'reid': 2}
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(ROOT, 'data')
 STAMP = '.complete'
@@ -70,8 +72,16 @@ def _contrasting(rng: np.random.Generator, bg: np.ndarray) -> Color:
     return tuple(int(v) for v in col)
 
 
-def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
-    """A textured background: a linear gradient, noise and faint strokes."""
+def background(rng: np.random.Generator, w: int, h: int,
+               noise: float = 18., strokes: int = 6) -> Image.Image:
+    """A textured background: a linear gradient, noise and faint strokes.
+
+    Args:
+        noise (float): Upper end of the noise's standard deviation.
+            Defaults to 18.
+        strokes (int): Upper end (exclusive) of the number of strokes.
+            Defaults to 6.
+    """
     c0 = rng.uniform(0, 255, 3)
     c1 = rng.uniform(0, 255, 3)
     angle = rng.uniform(0, 2 * math.pi)
@@ -79,10 +89,10 @@ def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     t = (xs * math.cos(angle) + ys * math.sin(angle))
     t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
     img = c0 + (c1 - c0) * t[..., None]
-    img += rng.normal(0, rng.uniform(3, 18), size=img.shape)
+    img += rng.normal(0, rng.uniform(3, noise), size=img.shape)
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
-    for _ in range(int(rng.integers(0, 6))):
+    for _ in range(int(rng.integers(0, strokes))):
         pts = [tuple(rng.uniform(0, [w, h])) for _ in range(2)]
         draw.line(pts, fill=_color(rng), width=int(rng.integers(1, 3)))
     return pil
@@ -150,36 +160,99 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------- datasets
-def make_det(out: str, seed: int) -> None:
-    """COCO-style detection: 400 train and 100 val images of 128-192 px."""
+@dataclasses.dataclass
+class DetSpec:
+    """What ``toy_det`` is made of (the defaults are the released set).
+
+    The defaults give version 2 of the set, byte for byte; a new default
+    needs a new ``TOY_DATA_VERSIONS['det']`` and the toy detection
+    figures re-measured.
+    """
+    #: images per split
+    num_train: int = 400
+    num_val: int = 100
+    #: image sides, in multiples of 8 px (inclusive range)
+    side: Tuple[int, int] = (128, 192)
+    #: object side, log-uniform between these (px); at most 0.85 of the
+    #: image's short side
+    obj_size: Tuple[float, float] = (8., math.inf)
+    #: labelled objects per image (inclusive range)
+    num_objects: Tuple[int, int] = (1, 6)
+    #: unlabelled distractor shapes per image (inclusive range)
+    num_distractors: Tuple[int, int] = (0, 0)
+    #: standard deviation of the background noise (upper end of a uniform)
+    noise: float = 18.
+    #: background strokes per image (upper end, exclusive)
+    strokes: int = 6
+    #: most IoU a new object may have with an earlier one
+    max_iou: float = 0.2
+
+
+#: Shapes drawn as unlabelled clutter in ``toy_det``: none of its classes.
+DET_DISTRACTORS = ('star', 'hexagon', 'half_disc', 'bars', 'diamond')
+
+
+def _place(rng: np.random.Generator, w: int, h: int, lo: float, hi: float,
+           boxes: List[List[float]], max_iou: float):
+    """A box of log-uniform size in [lo, hi] px overlapping ``boxes`` by at
+    most ``max_iou``; None after 20 tries."""
+    hi = min(hi, 0.85 * min(w, h))
+    for _try in range(20):
+        size = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        aspect = math.exp(rng.uniform(-0.4, 0.4))
+        bw = min(size * aspect, w - 1)
+        bh = min(size / aspect, h - 1)
+        x1 = rng.uniform(0, w - bw)
+        y1 = rng.uniform(0, h - bh)
+        box = [x1, y1, x1 + bw, y1 + bh]
+        if all(_iou(box, b) < max_iou for b in boxes):
+            return box
+    return None
+
+
+def make_det(out: str, seed: int, spec: Optional[DetSpec] = None) -> None:
+    """COCO-style detection: 5 shape classes among unlabelled clutter.
+
+    Args:
+        out (str): The dataset folder to write.
+        seed (int): Seed of the generator.
+        spec (DetSpec, optional): What to draw. Defaults to ``DetSpec()``.
+    """
+    spec = spec or DetSpec()
     cats = [dict(id=i + 1, name=n, supercategory='shape')
             for i, n in enumerate(DET_CLASSES)]
     os.makedirs(osp.join(out, 'annotations'))
-    for split, num, off in (('train', 400, 0), ('val', 100, 1)):
+    lo8, hi8 = spec.side[0] // 8, spec.side[1] // 8
+    for split, num, off in (('train', spec.num_train, 0),
+                            ('val', spec.num_val, 1)):
         rng = np.random.default_rng([seed, 1, off])
         os.makedirs(osp.join(out, split))
         images, anns = [], []
         for idx in range(num):
-            w = int(rng.integers(16, 25)) * 8
-            h = int(rng.integers(16, 25)) * 8
-            img = background(rng, w, h)
+            w = int(rng.integers(lo8, hi8 + 1)) * 8
+            h = int(rng.integers(lo8, hi8 + 1)) * 8
+            img = background(rng, w, h, noise=spec.noise,
+                             strokes=spec.strokes)
             draw = ImageDraw.Draw(img)
             bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
             boxes: List[List[float]] = []
-            for _ in range(int(rng.integers(1, 7))):
-                for _try in range(20):
-                    # log-uniform size: 8 px .. 0.85 of the short side
-                    size = math.exp(rng.uniform(math.log(8),
-                                                math.log(0.85 * min(w, h))))
-                    aspect = math.exp(rng.uniform(-0.4, 0.4))
-                    bw = min(size * aspect, w - 1)
-                    bh = min(size / aspect, h - 1)
-                    x1 = rng.uniform(0, w - bw)
-                    y1 = rng.uniform(0, h - bh)
-                    box = [x1, y1, x1 + bw, y1 + bh]
-                    if all(_iou(box, b) < 0.2 for b in boxes):
-                        break
-                else:
+            # the clutter first, so objects are drawn over it (no draw
+            # from the generator without clutter: version 2's files)
+            num_clutter = 0 if spec.num_distractors == (0, 0) else int(
+                rng.integers(spec.num_distractors[0],
+                             spec.num_distractors[1] + 1))
+            for _ in range(num_clutter):
+                box = _place(rng, w, h, *spec.obj_size, boxes, spec.max_iou)
+                if box is None:
+                    continue
+                kind = DET_DISTRACTORS[int(rng.integers(
+                    len(DET_DISTRACTORS)))]
+                draw_shape(draw, kind, box, _contrasting(rng, bg_mean), rng)
+                boxes.append(box)
+            for _ in range(int(rng.integers(spec.num_objects[0],
+                                            spec.num_objects[1] + 1))):
+                box = _place(rng, w, h, *spec.obj_size, boxes, spec.max_iou)
+                if box is None:
                     continue
                 label = int(rng.integers(len(DET_CLASSES)))
                 draw_shape(draw, DET_CLASSES[label], box,
@@ -202,7 +275,7 @@ def make_det(out: str, seed: int) -> None:
                   'w') as f:
             json.dump(dict(images=images, annotations=anns, categories=cats,
                            info=dict(description='EVLab toy detection',
-                                     version=TOY_DATA_VERSION)), f)
+                                     version=TOY_DATA_VERSIONS['det'])), f)
 
 
 def make_cls(out: str, seed: int) -> None:
@@ -399,13 +472,19 @@ TASKS: Dict[str, Tuple[str, Callable[[str, int], None]]] = {
 }
 
 
-def is_complete(path: str, seed: int) -> bool:
-    """Whether ``path`` holds a finished dataset of this version and seed."""
+def stamp_text(task: str, seed: int) -> str:
+    """What the stamp of a finished ``task`` dataset says."""
+    return f'version={TOY_DATA_VERSIONS[task]} seed={seed}'
+
+
+def is_complete(path: str, seed: int, task: str) -> bool:
+    """Whether ``path`` holds a finished ``task`` dataset of this version
+    and seed."""
     stamp = osp.join(path, STAMP)
     if not osp.isfile(stamp):
         return False
     with open(stamp) as f:
-        return f.read().strip() == f'version={TOY_DATA_VERSION} seed={seed}'
+        return f.read().strip() == stamp_text(task, seed)
 
 
 def make(task: str, out_root: str, seed: int = 0, force: bool = False
@@ -418,14 +497,14 @@ def make(task: str, out_root: str, seed: int = 0, force: bool = False
     """
     name, fn = TASKS[task]
     dst = osp.join(out_root, name)
-    if not force and is_complete(dst, seed):
+    if not force and is_complete(dst, seed, task):
         return dst
     tmp = dst + '.partial'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     fn(tmp, seed)
     with open(osp.join(tmp, STAMP), 'w') as f:
-        f.write(f'version={TOY_DATA_VERSION} seed={seed}\n')
+        f.write(stamp_text(task, seed) + '\n')
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst
@@ -448,7 +527,7 @@ def main(argv=None) -> None:
     for task in args.tasks:
         name = TASKS[task][0]
         dst = osp.join(args.out, name)
-        if not args.force and is_complete(dst, args.seed):
+        if not args.force and is_complete(dst, args.seed, task):
             print(f'{name}: up to date in {dst}')
             continue
         t0 = time.time()
