@@ -121,8 +121,10 @@ class ISSABlock(nn.Module):
             # finite, so a group whose keys are all padding stays finite
             sim = sim.masked_fill(~key_mask[:, None, :],
                                   torch.finfo(sim.dtype).min)
-        # softmax over the keys, in fp32 under AMP
-        attn = sim.float().softmax(dim=-1)
+        # softmax over the keys, at least in fp32 (under AMP), never below
+        # the input's precision (a float64 run stays float64)
+        attn = sim.softmax(
+            dim=-1, dtype=torch.promote_types(sim.dtype, torch.float32))
         del sim
         v = self.value_project(x).flatten(2)  # (B, C, N)
         context = torch.bmm(v, attn.to(v.dtype).transpose(1, 2))

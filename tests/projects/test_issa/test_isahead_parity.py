@@ -1,7 +1,13 @@
 # Copyright (c) EVLab contributors.
 """ISSAHead equals mmseg's ISAHead with its weights copied (strict load):
 eval outputs, train-mode outputs (BN batch statistics) and input
-gradients; whole ISANet models from the two configs."""
+gradients; whole ISANet models from the two configs. Both sides run in
+float64, so the comparisons hold on every CPU whatever kernels it picks:
+in float32 one of these points lies within rounding of a ReLU kink, and
+the side that float32 takes there depends on the kernels
+(docs/cpu_kernels.md). The float32 gradients of both heads are checked
+against float64 at a point clear of kinks."""
+import copy
 import os.path as osp
 
 import pytest
@@ -19,6 +25,14 @@ KW = dict(in_channels=32, channels=16, isa_channels=8, num_classes=5,
           norm_cfg=dict(type='BN'), dropout_ratio=0.0)
 SIZES = [(16, 16), (13, 11), (7, 9), (1, 1)]
 FACTORS = [(4, 4), (8, 8), (3, 5)]
+
+
+def assert_close64(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to float64 rounding: 1e-10 of the largest magnitude."""
+    assert actual.dtype == expected.dtype == torch.float64
+    scale = max(float(expected.abs().max()), 1.0)
+    torch.testing.assert_close(actual, expected, rtol=1e-9,
+                               atol=1e-10 * scale)
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> None:
@@ -43,32 +57,33 @@ def pair(down_factor):
     ours = ISSAHead(down_factor=down_factor, **KW)
     missing, unexpected = ours.load_state_dict(ref.state_dict(), strict=True)
     assert not missing and not unexpected
-    return ref, ours
+    return ref.double(), ours.double()
 
 
 @pytest.mark.parametrize('down_factor', FACTORS)
 def test_eval_train_and_gradients_equal_mmseg(down_factor):
     ref, ours = pair(down_factor)
     for h, w in SIZES:
-        x = torch.randn(2, 32, h, w, generator=torch.Generator()
-                        .manual_seed(h * 100 + w))
+        x = torch.randn(2, 32, h, w, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(h * 100 + w))
         ref.eval()
         ours.eval()
         with torch.no_grad():
-            torch.testing.assert_close(ours([x]), ref([x]), atol=1e-5,
-                                       rtol=1e-4)
+            assert_close64(ours([x]), ref([x]))
         ref.train()
         ours.train()
         xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
         out_r, out_o = ref([xr]), ours([xo])
-        torch.testing.assert_close(out_o, out_r, atol=1e-5, rtol=1e-4)
+        assert_close64(out_o, out_r)
         out_r.sum().backward()
         out_o.sum().backward()
-        torch.testing.assert_close(xo.grad, xr.grad, atol=1e-5, rtol=1e-4)
+        if (h, w) == (16, 16):  # a non-degenerate comparison
+            assert xr.grad.abs().max() > 0.1
+        assert_close64(xo.grad, xr.grad)
         # the copy is what makes them equal: weights of ours differ at init
-    fresh = ISSAHead(down_factor=down_factor, **KW).eval()
+    fresh = ISSAHead(down_factor=down_factor, **KW).double().eval()
     ref.eval()
-    x = torch.randn(1, 32, 8, 8)
+    x = torch.randn(1, 32, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         assert not torch.allclose(fresh([x]), ref([x]), atol=1e-3)
 
@@ -105,10 +120,70 @@ def test_whole_isanet_from_the_configs_equals_mmseg_s():
     assert type(ref.decode_head).__name__ == 'ISAHead'
     randomise_bn(ref, seed=2)
     ours.load_state_dict(ref.state_dict(), strict=True)
-    ref.eval()
-    ours.eval()
-    x = torch.randn(1, 3, 64, 96)  # 8x12 C5 map: padded to 8x16
+    ref.double().eval()
+    ours.double().eval()
+    # 8x12 C5 map: padded to 8x16
+    x = torch.randn(1, 3, 64, 96, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x, mode='tensor'),
-                                   ref(x, mode='tensor'), atol=1e-5,
-                                   rtol=1e-4)
+        assert_close64(ours(x, mode='tensor'), ref(x, mode='tensor'))
+
+
+
+def relu_inputs(model: nn.Module, inputs: list) -> list:
+    """The input of every ReLU in a forward of ``model`` (before the
+    in-place ReLUs of mmcv's ConvModule overwrite it)."""
+    seen = []
+    hooks = [m.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].detach().clone()))
+        for m in model.modules() if isinstance(m, nn.ReLU)]
+    model(inputs)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+def test_float32_gradients_of_both_heads_are_within_rounding_of_float64():
+    """Float32 train-mode input gradients of mmseg's head and ours, oneDNN
+    on and off, against mmseg's head in float64, at 16x16 with (3, 5):
+    no kernel computes a wrong gradient for either layout. The point lies
+    at least 1e-5 from every ReLU kink (checked in float64), so float32
+    rounding (~1e-6 at the ReLU inputs) cannot put a unit on the other
+    linear piece; then the error is ~3e-6 of the largest gradient, and
+    1e-4 of it leaves a margin of 30."""
+    ref64, ours64 = pair((3, 5))
+    ref64.train()
+    x = torch.randn(2, 32, 16, 16,
+                    generator=torch.Generator().manual_seed(1618))
+    kink = min(float(t.abs().min()) for t in relu_inputs(ref64,
+                                                         [x.double()]))
+    assert kink > 1e-5
+    x64 = x.double().requires_grad_()
+    ref64([x64]).sum().backward()
+    scale = float(x64.grad.abs().max())
+    assert scale > 1
+    for head in (ref64, ours64):
+        head32 = copy.deepcopy(head).float().train()  # exact: fp32 weights
+        for mkldnn in (True, False):
+            x32 = x.clone().requires_grad_()
+            with torch.backends.mkldnn.flags(enabled=mkldnn):
+                head32([x32]).sum().backward()
+            torch.testing.assert_close(x32.grad.double(), x64.grad,
+                                       rtol=0, atol=1e-4 * scale)
+
+
+def test_the_old_float32_test_point_lies_on_a_relu_kink():
+    """Issue 13: the float32 version of the parity test failed on one
+    AVX-512 CPU at 16x16 with (3, 5) (gradients 0.064 apart, largest
+    11.8). At that input one ReLU input of ``out_conv`` is 2.4e-7 from
+    zero in float64, within float32 rounding of it: whether a float32 run
+    passes the gradient there depends on the kernels' summation order,
+    and the two sides differ by 0.064. No kernel is wrong; the comparison
+    was ill-posed (docs/cpu_kernels.md)."""
+    ref64, _ = pair((3, 5))
+    x = torch.randn(2, 32, 16, 16, generator=torch.Generator()
+                    .manual_seed(16 * 100 + 16)).double()
+    seen = relu_inputs(ref64.train(), [x])
+    # in forward order: in_conv, 2 x (2 query, 2 key, output), out_conv
+    assert len(seen) == 12
+    assert float(seen[-1].abs().min()) < 1e-6
+    assert min(float(t.abs().min()) for t in seen[:-1]) > 1e-6

@@ -1,7 +1,9 @@
 # Copyright (c) EVLab contributors.
 """The attention modules: an independent reference of the interlacing,
 the degenerate group sizes (single group == dense attention), padding
-masks, the global receptive field, the cost formula and the registry."""
+masks, the global receptive field, the cost formula and the registry.
+Comparisons with a reference run in float64 (exact up to rounding on any
+CPU's kernels)."""
 import math
 
 import pytest
@@ -22,6 +24,15 @@ from projects.issa import (
 )
 
 BN, RELU = dict(type='BN'), dict(type='ReLU')
+F64 = torch.float64
+
+
+def assert_close64(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to float64 rounding: 1e-10 of the largest magnitude."""
+    assert actual.dtype == expected.dtype == F64
+    scale = max(float(expected.abs().max()), 1.0)
+    torch.testing.assert_close(actual, expected, rtol=1e-9,
+                               atol=1e-10 * scale)
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -115,11 +126,10 @@ LS, SL = ('long', 'short'), ('short', 'long')
     (7, 9, (3, 5), LS, True), (7, 9, (3, 5), SL, False),
     (8, 8, (4, 2), LS, False)])
 def test_equals_group_by_group_reference(h, w, df, order, mask):
-    m = isa(df=df, order=order, mask=mask)
-    x = torch.randn(2, 8, h, w)
+    m = isa(df=df, order=order, mask=mask).double()
+    x = torch.randn(2, 8, h, w, dtype=F64)
     with torch.no_grad():
-        torch.testing.assert_close(m(x), reference_isa(m, x), atol=1e-5,
-                                   rtol=1e-4)
+        assert_close64(m(x), reference_isa(m, x))
 
 
 def test_padding_mask_changes_only_padded_maps_and_stays_finite():
@@ -138,42 +148,42 @@ def test_padding_mask_changes_only_padded_maps_and_stays_finite():
 def dense_with(block: ISSABlock) -> DenseSelfAttention:
     d = DenseSelfAttention(block.channels, block.key_channels,
                            norm_cfg=BN, act_cfg=RELU)
+    d.to(block.value_project.weight.dtype)  # before the load: no casts
     d.relation.load_state_dict(block.state_dict())
     return d.eval()
 
 
 def test_dense_module_equals_the_formula():
-    m = isa()
+    m = isa().double()
     d = dense_with(m.global_relation)
-    x = torch.randn(1, 8, 5, 7)
+    x = torch.randn(1, 8, 5, 7, dtype=F64)
     with torch.no_grad():
         ref = attend(m.global_relation, x[0].flatten(1).t())
-        torch.testing.assert_close(d(x)[0].flatten(1).t(), ref, atol=1e-5,
-                                   rtol=1e-4)
+        assert_close64(d(x)[0].flatten(1).t(), ref)
 
 
 def test_one_long_group_is_dense_attention_then_one_key_groups():
     """P = (1, 1): the long step is dense attention over the whole map and
     each short group has one key (softmax = 1), so the module equals
     psi_2(v_2(dense_1(x)))."""
-    m = isa(df=(1, 1))
-    x = torch.randn(2, 8, 6, 5)
+    m = isa(df=(1, 1)).double()
+    x = torch.randn(2, 8, 6, 5, dtype=F64)
     lr = m.local_relation
     with torch.no_grad():
         want = lr.output_project(lr.value_project(
             dense_with(m.global_relation)(x)))
-        torch.testing.assert_close(m(x), want, atol=1e-5, rtol=1e-4)
+        assert_close64(m(x), want)
 
 
 def test_one_short_group_is_dense_attention_after_one_key_groups():
     """P = (h, w): one key per long group, then dense attention."""
-    m = isa(df=(6, 5))
-    x = torch.randn(2, 8, 6, 5)
+    m = isa(df=(6, 5)).double()
+    x = torch.randn(2, 8, 6, 5, dtype=F64)
     gr = m.global_relation
     with torch.no_grad():
         want = dense_with(m.local_relation)(
             gr.output_project(gr.value_project(x)))
-        torch.testing.assert_close(m(x), want, atol=1e-5, rtol=1e-4)
+        assert_close64(m(x), want)
 
 
 def input_gradient(m, x, y0=3, x0=4):

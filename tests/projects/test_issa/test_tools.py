@@ -53,3 +53,20 @@ def test_benchmark_quick_mode(tmp_path, monkeypatch, capsys):
     assert isa_mib < dense_mib and 0 < ratio < 1
     assert 'Targets at 32x32' in out
     assert png.stat().st_size > 1000
+
+
+def test_kernel_repro_script_finds_the_kink_and_no_wrong_kernel(tool):
+    """tools/analysis_tools/onednn_grad_repro.py (docs/cpu_kernels.md): at
+    a ReLU input moved to +-1e-7, float32 lands on either side (`kink`
+    rows) and the float64 gradient jumps; no row is off without a flip."""
+    res = tool([osp.join(ROOT, 'tools', 'analysis_tools',
+                         'onednn_grad_repro.py'), '--only', 'kink',
+                '--seeds', '2'], env=ONE_THREAD)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    jump = re.search(r'gradient of the head jumps by ([0-9.]+)', out)
+    assert jump and float(jump.group(1)) > 0.01, out[-2000:]
+    flips = re.search(r'(\d+) of (\d+) rows: float32 put a ReLU input',
+                      out)
+    assert flips and int(flips.group(1)) > 0, out[-2000:]
+    assert re.search(r'\n0 of \d+ rows: off float64', out), out[-2000:]

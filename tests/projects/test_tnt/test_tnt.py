@@ -1,11 +1,13 @@
 # Copyright (c) EVLab contributors.
 """TNT: parity with timm (both structures) and mmpretrain's TNT through the
-converters, the paper's params / MACs, shapes of every setting,
-interpolated position embeddings, gradients, freezing, registry, tool."""
+converters (in float64, so it holds whatever kernels a CPU picks), the
+paper's params / MACs, shapes of every setting, interpolated position
+embeddings, gradients, freezing, registry, tool."""
 import inspect
 import os.path as osp
 import subprocess
 import sys
+from typing import Callable, Optional
 
 import pytest
 import timm
@@ -79,11 +81,20 @@ def images(n=2, size=224, seed=1) -> torch.Tensor:
                        generator=torch.Generator().manual_seed(seed))
 
 
-def assert_same_logits(ours, ref_fn, x) -> None:
+def assert_same_logits(ours: nn.Module, ref: nn.Module, x: torch.Tensor,
+                       ref_fn: Optional[Callable] = None) -> None:
+    """``ours(x)`` equals ``ref_fn(x)`` (``ref(x)`` by default) up to
+    float64 rounding: both models are converted to float64 in place."""
+    ours.double()
+    ref.double()
+    x = x.double()
     with torch.no_grad():
-        expected = ref_fn(x)
+        expected = (ref_fn or ref)(x)
         logits = ours(x, mode='tensor')
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)
+    assert expected.dtype == logits.dtype == torch.float64
+    scale = max(float(expected.abs().max()), 1.0)
+    torch.testing.assert_close(logits, expected, rtol=1e-9,
+                               atol=1e-10 * scale)
 
 
 @pytest.mark.parametrize('name,arch,structure,size', [
@@ -130,8 +141,8 @@ def test_legacy_logits_equal_mmpretrain_tnt():
                                'in_proj_weight']
     torch.testing.assert_close(
         converted['backbone.blocks.3.attn_out.v.weight'], in_proj[768:])
-    assert_same_logits(ours, lambda x: ref(x, mode='tensor'),
-                       images(2, 64))
+    assert_same_logits(ours, ref, images(2, 64),
+                       lambda x: ref(x, mode='tensor'))
 
 
 #: official Efficient-AI-Backbones names of a block and the stem, written
@@ -307,11 +318,11 @@ def test_interpolated_position_embedding_for_another_input_size():
     x = images(2, 96)
     assert_same_logits(ours, big, x)
     # the same weights loaded into a model built for 96 (load hook)
-    ours96 = build_classifier(TINY, img_size=96)
+    ours96 = build_classifier(TINY, img_size=96).double()  # as ours now
     ours96.load_state_dict(ours.state_dict(), strict=True)
     ours96.eval()
     assert ours96.backbone.patch_pos.shape == (1, 37, 48)
-    assert_same_logits(ours96, lambda x: ours(x, mode='tensor'), x)
+    assert_same_logits(ours96, ours, x, lambda x: ours(x, mode='tensor'))
 
 
 def test_gradients_reach_inner_and_outer_blocks():
