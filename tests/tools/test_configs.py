@@ -1,6 +1,6 @@
 # Copyright (c) EVLab contributors.
-"""Every config under configs/ loads and builds its model on the CPU,
-without touching the network."""
+"""Every config under configs/ loads (without a misspelt-key warning) and
+builds its model on the CPU, without touching the network."""
 import glob
 import os.path as osp
 import socket
@@ -9,6 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
+
+from projects.common import runtime
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -34,6 +36,8 @@ def no_network(monkeypatch):
 def test_config_builds_model(config, no_network):
     cfg = Config.fromfile(osp.join(ROOT, config))
     assert cfg.get('default_scope') in ('mmdet', 'mmseg', 'mmpretrain')
+    # no top-level key of ours looks like a misspelt Runner key
+    assert runtime.unknown_key_warnings(cfg, config) == []
     init_default_scope(cfg.default_scope)
     # building must not download; init_weights (the Runner's job) may load
     # pretrained weights that real-dataset configs name
