@@ -2,6 +2,7 @@
 """Shared fixtures: the repository root on sys.path, toy data, tool runs."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 from typing import List, Optional
@@ -65,3 +66,11 @@ def cls_smoke_options() -> List[str]:
         'default_hooks.checkpoint.interval=1',
         'default_hooks.logger.interval=1'
     ]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a process group)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -3,18 +3,11 @@
 ids) trains and writes one set of checkpoints and logs."""
 import os.path as osp
 import re
-import socket
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def test_two_process_cpu_training(toy_data, tool, tmp_path):
+def test_two_process_cpu_training(toy_data, tool, tmp_path, free_port):
     work = tmp_path / 'work'
     res = tool([
         osp.join(ROOT, 'tools', 'dist_train.sh'),
@@ -27,7 +20,7 @@ def test_two_process_cpu_training(toy_data, tool, tmp_path):
         'val_dataloader.persistent_workers=False',
         'default_hooks.checkpoint.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=-1'
-    ], cwd=str(tmp_path), env=dict(PORT=str(_free_port()),
+    ], cwd=str(tmp_path), env=dict(PORT=str(free_port),
                                     OMP_NUM_THREADS='1'))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]

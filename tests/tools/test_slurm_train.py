@@ -6,27 +6,20 @@ the tasks start on this machine with the SLURM_* variables of a real job):
 import os
 import os.path as osp
 import re
-import socket
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUB = osp.join(ROOT, 'tests', 'tools', 'slurm_stub')
 CONFIG = osp.join(ROOT, 'configs/baselines/resnet18_toy_cls.py')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _slurm_env(tmp_path) -> dict:
+def _slurm_env(tmp_path, port: int) -> dict:
     return dict(PATH=STUB + os.pathsep + os.environ['PATH'], GPUS='2',
                 GPUS_PER_NODE='2', CPUS_PER_TASK='1', OMP_NUM_THREADS='1',
-                MASTER_PORT=str(_free_port()),
+                MASTER_PORT=str(port),
                 SRUN_STUB_LOG=str(tmp_path / 'srun.log'))
 
 
-def test_slurm_train_with_two_tasks(toy_data, tool, tmp_path):
+def test_slurm_train_with_two_tasks(toy_data, tool, tmp_path, free_port):
     work = tmp_path / 'work'
     res = tool([
         osp.join(ROOT, 'tools', 'slurm_train.sh'), 'toypart', 'toyjob',
@@ -36,7 +29,7 @@ def test_slurm_train_with_two_tasks(toy_data, tool, tmp_path):
         'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.persistent_workers=False'
-    ], cwd=str(tmp_path), env=_slurm_env(tmp_path))
+    ], cwd=str(tmp_path), env=_slurm_env(tmp_path, free_port))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     # the launcher asked slurm for the partition, job and tasks
@@ -57,13 +50,13 @@ def test_slurm_train_with_two_tasks(toy_data, tool, tmp_path):
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
 
 
-def test_failing_task_fails_the_job(tool, tmp_path):
+def test_failing_task_fails_the_job(tool, tmp_path, free_port):
     """A task that exits with an error fails the whole job (the error line
     is shown), as --kill-on-bad-exit=1 makes slurm do."""
     res = tool([
         osp.join(ROOT, 'tools', 'slurm_train.sh'), 'toypart', 'toyjob',
         str(tmp_path / 'no_such_config.py'), str(tmp_path / 'work')
-    ], cwd=str(tmp_path), env=_slurm_env(tmp_path))
+    ], cwd=str(tmp_path), env=_slurm_env(tmp_path, free_port))
     assert res.returncode != 0
     assert 'no_such_config.py' in res.stderr, res.stderr[-2000:]
     assert 'Traceback' not in res.stderr, res.stderr[-2000:]
