@@ -1,11 +1,17 @@
 # Copyright (c) EVLab contributors.
 """Shared fixtures: the repository root on sys.path, toy data, tool runs."""
+import atexit
+import json
 import os
 import os.path as osp
+import shutil
+import signal
 import socket
 import subprocess
 import sys
-from typing import List, Optional
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -33,10 +39,173 @@ def toy_data() -> str:
     return out
 
 
-def run_tool(args: List[str], cwd: Optional[str] = None,
-             env: Optional[dict] = None, timeout: int = 600
-             ) -> subprocess.CompletedProcess:
-    """Run ``python <args>`` (or a shell script) like a user would."""
+#: Where ``run_tool`` starts ``python tools/train.py`` and ``tools/test.py``
+#: runs: as forked children of a server that has imported the config's host
+#: library once (tests/tool_server.py explains what a child inherits).
+#: ``EVLAB_TEST_FRESH_PROCESSES=1`` starts every run as a new interpreter.
+SERVER = osp.join(ROOT, 'tests', 'tool_server.py')
+FRESH_ENV = 'EVLAB_TEST_FRESH_PROCESSES'
+FORKED_TOOLS = frozenset(osp.join(ROOT, 'tools', name)
+                         for name in ('train.py', 'test.py'))
+HOSTS = frozenset({'mmdet', 'mmseg', 'mmpretrain'})
+
+
+def _run_time_variable(name: str) -> bool:
+    """Whether only a run reads this variable, not the library imports:
+    ``EVLAB_*`` (read by ``projects``, which a server never imports) and
+    pytest's ``PYTEST_CURRENT_TEST``."""
+    return name.startswith('EVLAB_') or name == 'PYTEST_CURRENT_TEST'
+
+
+def _import_time_env(env: dict) -> dict:
+    return {k: v for k, v in env.items() if not _run_time_variable(k)}
+
+
+class _ToolServer:
+    """One tests/tool_server.py process (see there)."""
+
+    def __init__(self, host: str, env: dict):
+        self.host, self.env = host, env
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, SERVER, host], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.log, env=env, text=True,
+            cwd=ROOT)
+        hello = self._read()
+        # what the imports set themselves (cv2: QT_QPA_*, torch: ...)
+        self.set_by_imports = hello['set_env']
+        if hello.get('threads') != 1:
+            self.close()
+            raise RuntimeError(f'tool server for {host} has '
+                               f'{hello.get("threads")} threads; forking '
+                               f'it would not be safe')
+
+    def fits(self, env: dict) -> bool:
+        """Whether a run with ``env`` may be forked from this server: the
+        variables that the imports may read are the server's, but for
+        those that the imports set themselves."""
+        want = _import_time_env(env)
+        return all(want.get(k) == self.env.get(k) or
+                   (k in self.set_by_imports and
+                    want.get(k) == self.set_by_imports[k])
+                   for k in set(want) | set(self.env))
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f'tool server for {self.host} ended:\n'
+                               + self.log.read().decode()[-3000:])
+        return json.loads(line)
+
+    def request(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + '\n')
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+_SERVERS: Dict[Tuple[str, str], List[_ToolServer]] = {}
+
+
+_OWNER = os.getpid()
+
+
+@atexit.register
+def _close_servers() -> None:
+    if os.getpid() != _OWNER:
+        return  # a forked copy of pytest: the servers are not its own
+    while _SERVERS:
+        for tool_server in _SERVERS.popitem()[1]:
+            tool_server.close()
+
+
+def _config_host(path: str) -> Optional[str]:
+    """The config's ``default_scope`` when it is a host library."""
+    from mmengine.config import Config
+    try:
+        scope = Config.fromfile(path, import_custom_modules=False).get(
+            'default_scope')
+    except Exception:  # noqa: BLE001 (then a fresh process reports it)
+        return None
+    return scope if scope in HOSTS else None
+
+
+def _server_for(cmd: List[str], cwd: str, env: dict,
+                server: str) -> Optional[_ToolServer]:
+    """The server that starts ``cmd``, or None for a fresh process: any
+    command other than ``python tools/{train,test}.py <host config>``."""
+    if os.environ.get(FRESH_ENV) or len(cmd) < 3 or \
+            cmd[0] != sys.executable or \
+            osp.abspath(cmd[1]) not in FORKED_TOOLS:
+        return None
+    config = osp.join(cwd, cmd[2])
+    host = osp.isfile(config) and _config_host(config)
+    if not host:
+        return None
+    for tool_server in _SERVERS.get((host, server), []):
+        if tool_server.fits(env):
+            return tool_server
+    tool_server = _ToolServer(host, _import_time_env(env))
+    _SERVERS.setdefault((host, server), []).append(tool_server)
+    return tool_server
+
+
+class ForkedRun:
+    """A run started by a tool server, with the ``subprocess.Popen``
+    methods the tests use; its output goes to files until it ends."""
+
+    def __init__(self, server: _ToolServer, cmd: List[str], cwd: str,
+                 env: dict, discard: bool = False):
+        self.server, self.args = server, cmd
+        if discard:
+            self.dir, self.out = None, os.devnull
+        else:
+            self.dir = tempfile.mkdtemp(prefix='evlab-run-')
+            self.out = osp.join(self.dir, 'stdout')
+        self.err = self.out if discard else osp.join(self.dir, 'stderr')
+        self.returncode = None
+        self.pid = server.request(op='spawn', script=cmd[1], args=cmd[2:],
+                                  cwd=cwd, env=env, stdout=self.out,
+                                  stderr=self.err)['pid']
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            self.returncode = self.server.request(
+                op='wait', pid=self.pid, block=False)['returncode']
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        deadline = None if timeout is None else time.time() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def output(self) -> Tuple[str, str]:
+        """stdout and stderr (once it has ended); removes the files."""
+        texts = []
+        for path in (self.out, self.err):
+            with open(path, encoding='utf-8', errors='replace') as f:
+                texts.append(f.read())
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return texts[0], texts[1]
+
+
+def _command(args: List[str], env: Optional[dict]) -> Tuple[list, dict]:
     full_env = dict(os.environ)
     full_env.pop('EVLAB_DEBUG', None)
     full_env['PYTHON'] = sys.executable
@@ -44,13 +213,65 @@ def run_tool(args: List[str], cwd: Optional[str] = None,
     cmd = args if args[0].endswith('.sh') else [sys.executable] + args
     if cmd[0].endswith('.sh'):
         cmd = ['bash'] + cmd
-    return subprocess.run(cmd, cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return cmd, full_env
+
+
+def start_tool(args: List[str], cwd: Optional[str] = None,
+               env: Optional[dict] = None, server: str = 'main'):
+    """Start ``python <args>`` like :func:`run_tool` and return at once
+    (a ``subprocess.Popen`` or a :class:`ForkedRun`, output discarded)."""
+    cmd, full_env = _command(args, env)
+    cwd = cwd or ROOT
+    tool_server = _server_for(cmd, cwd, full_env, server)
+    if tool_server is None:
+        return subprocess.Popen(cmd, cwd=cwd, env=full_env,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return ForkedRun(tool_server, cmd, cwd, full_env, discard=True)
+
+
+def run_tool(args: List[str], cwd: Optional[str] = None,
+             env: Optional[dict] = None, timeout: int = 600,
+             fresh: bool = False, server: str = 'main'
+             ) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` (or a shell script) like a user would.
+
+    A train/test run on a host config is a forked child of that host's
+    tool server (its own process, exit status and fd-level output);
+    ``fresh=True`` starts a new interpreter instead, for the checks that a
+    bare ``python tools/...`` start is quiet and wired up. Runs whose
+    results are compared with each other pass different ``server`` names
+    so that they do not share a hash seed.
+    """
+    cmd, full_env = _command(args, env)
+    cwd = cwd or ROOT
+    tool_server = None if fresh else _server_for(cmd, cwd, full_env,
+                                                 server)
+    if tool_server is None:
+        return subprocess.run(cmd, cwd=cwd, env=full_env,
+                              capture_output=True, text=True,
+                              timeout=timeout)
+    run = ForkedRun(tool_server, cmd, cwd, full_env)
+    try:
+        run.wait(timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.wait()
+        run.output()
+        raise
+    stdout, stderr = run.output()
+    return subprocess.CompletedProcess(cmd, run.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope='session')
 def tool():
     return run_tool
+
+
+@pytest.fixture(scope='session')
+def start_run():
+    """:func:`start_tool`: a run to kill midway."""
+    return start_tool
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,12 @@
 # Copyright (c) EVLab contributors.
-"""Bad inputs give one clear error line (exit code 2), not a traceback."""
+"""Bad inputs give one clear error line (exit code 2), not a traceback.
+
+The runs are forked from a tool server (tests/conftest.py, ``run_tool``).
+Four start a new interpreter, so that a bare start of each tool is checked
+to be quiet and wired up too: test_missing_config (train.py, no host
+library imported), test_unknown_type (train.py, mmpretrain),
+test_truncated_coco_json (test.py, mmdet) and
+test_checkpoint_that_runs_code (test.py, mmpretrain)."""
 import argparse
 import importlib
 import json
@@ -41,7 +48,7 @@ def test_unknown_type(tool, tmp_path, toy_data):
     cfg.write_text(f"_base_ = ['{CLS}']\n"
                    "model = dict(backbone=dict(type='NoSuchNet'))\n")
     res = tool([TRAIN, str(cfg), '--work-dir', str(tmp_path / 'w')],
-               cwd=str(tmp_path))
+               cwd=str(tmp_path), fresh=True)
     _assert_clear_error(res, 'NoSuchNet', 'unknown `type`', 'custom_imports')
 
 
@@ -146,7 +153,7 @@ def test_truncated_coco_json(tool, tmp_path, toy_data, model_checkpoint):
     ann.write_bytes(ann.read_bytes()[:-300])
     res = tool([TEST, DET, model_checkpoint(DET), '--work-dir',
                 str(tmp_path / 'w')] + _det_test_options(dst, ann),
-               cwd=str(tmp_path))
+               cwd=str(tmp_path), fresh=True)
     _assert_clear_error(res, f'annotation file {str(ann)!r}',
                         '(test_dataloader.dataset)', 'not valid JSON',
                         'truncated or corrupt')
@@ -336,7 +343,7 @@ def test_checkpoint_that_runs_code(tool, tmp_path, toy_data):
     _evil_checkpoint(path, os.system, (f'touch {marker}',))
     res = tool([TEST, CLS, str(path), '--work-dir', str(tmp_path / 'w'),
                 '--cfg-options', 'test_dataloader.dataset.indices=4'],
-               cwd=str(tmp_path))
+               cwd=str(tmp_path), fresh=True)
     _assert_clear_error(res, str(path), 'tries to run code',
                         f'a call to {os.system.__module__}.system',
                         'must not be')
