@@ -22,7 +22,9 @@ if ROOT not in sys.path:
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 
-from projects.common import checkpoint, dist, runtime  # noqa: E402
+# resume registers the exact-resume hook and loops that the config
+# train.py dumps into its work_dir names, so that config tests too
+from projects.common import checkpoint, dist, resume, runtime  # noqa: E402,F401
 from projects.common.checkpoint_fit import CheckpointFitHook  # noqa: E402
 from projects.common.errors import EVLabError  # noqa: E402
 

@@ -50,8 +50,9 @@ def test_existing_complete_dataset_is_kept(tmp_path):
     assert not osp.exists(dst + '.partial')
 
 
-def test_detection_coco_covers_every_fpn_level(toy_data):
-    for split, num in (('train', 400), ('val', 100)):
+def test_detection_coco_covers_three_fpn_levels(toy_data):
+    spec = make_toy_data.DetSpec()
+    for split, num in (('train', spec.num_train), ('val', spec.num_val)):
         with open(osp.join(toy_data, 'toy_det', 'annotations',
                            f'instances_{split}.json')) as f:
             coco = json.load(f)
@@ -64,13 +65,36 @@ def test_detection_coco_covers_every_fpn_level(toy_data):
                 assert img.size == (im['width'], im['height'])
         sizes = np.array([np.sqrt(a['bbox'][2] * a['bbox'][3])
                           for a in coco['annotations']])
-        # RetinaNet P3..P7 with the toy anchors (16..256 px, x1.6 scales):
-        # objects in every octave from 8 px up to > 128 px
-        edges = [8, 16, 32, 64, 128, 1000]
-        counts, _ = np.histogram(sizes, bins=edges)
-        assert (counts > 0).all(), counts
+        # RetinaNet P3, P4, P5 with the toy anchors (16, 32, 64 px and
+        # x1.26, x1.59 octaves): objects in each of their octaves
+        counts, _ = np.histogram(sizes, bins=[16, 32, 64, 96])
+        assert (counts >= 0.1 * len(sizes)).all(), counts
+        assert sizes.min() >= 16 * 0.8 and sizes.max() <= 96 * 1.25
         labels = {a['category_id'] for a in coco['annotations']}
         assert labels == {1, 2, 3, 4, 5}
+        per_image = np.bincount([a['image_id'] for a in coco['annotations']],
+                                minlength=num + 1)[1:]
+        assert per_image.min() >= 1 and per_image.mean() >= 2
+
+
+def test_detection_clutter_is_drawn_but_not_labelled(tmp_path):
+    """Images without objects: the distractor shapes change the pixels of
+    the same background (the first image; later ones draw from a
+    generator that the clutter advanced) and add no annotation."""
+    base = dict(num_train=4, num_val=1, num_objects=(0, 0))
+    make_toy_data.make_det(str(tmp_path / 'a'), 0, make_toy_data.DetSpec(
+        num_distractors=(0, 0), **base))
+    make_toy_data.make_det(str(tmp_path / 'b'), 0, make_toy_data.DetSpec(
+        num_distractors=(3, 3), **base))
+    for x in 'ab':
+        coco = json.load(open(tmp_path / x / 'annotations' /
+                              'instances_train.json'))
+        assert len(coco['images']) == 4 and coco['annotations'] == []
+    name = f'{1:012d}.jpg'
+    a = np.asarray(Image.open(tmp_path / 'a' / 'train' / name), float)
+    b = np.asarray(Image.open(tmp_path / 'b' / 'train' / name), float)
+    changed = (np.abs(a - b).sum(-1) > 60).mean()
+    assert 0.01 < changed < 0.9, changed
 
 
 def test_classification_imagenet_layout(toy_data):

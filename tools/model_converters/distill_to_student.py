@@ -5,7 +5,7 @@ as a plain host-model checkpoint: ``student.*`` weights with the prefix
 stripped, plus ``meta``; teacher, adapters and optimizer state dropped.
 
     python tools/model_converters/distill_to_student.py \\
-        work_dirs/toy_retinanet_defeat/epoch_8.pth student.pth
+        work_dirs/toy_retinanet_defeat/epoch_6.pth student.pth
     python tools/test.py configs/defeat/toy_retinanet_student.py student.pth
 
 The source is read with EVLab's weights-only loader; the output is written

@@ -1,6 +1,6 @@
 # Toy detection (COCO layout), made by `python tools/misc/make_toy_data.py`.
-# 5 shape classes, 400 train / 100 val images of 128-192 px, objects of
-# 8 px to ~150 px so that every FPN level gets objects.
+# Version 3: 5 shape classes among unlabelled clutter shapes, 800 train /
+# 100 val images of 128x128, objects of 16 to 96 px (FPN levels P3..P5).
 dataset_type = 'CocoDataset'
 # absolute, so the tools work from any current folder
 data_root = '{{ fileDirname }}/../../../data/toy_det/'
@@ -13,13 +13,13 @@ backend_args = None
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(160, 160), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(160, 160), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
