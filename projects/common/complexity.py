@@ -4,7 +4,7 @@ timing models side by side, for the papers' complexity tables and the
 benchmarks."""
 import statistics
 import time
-from typing import Callable, Dict, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -118,20 +118,43 @@ def peak_memory(fn: Callable[[], object],
     return peak
 
 
-def compare_latency(fns: Dict[str, Callable[[], object]], repeats: int = 20,
-                    warmup: int = 3) -> Dict[str, float]:
-    """Median seconds per call of each function, measured interleaved.
+def latency_samples(fns: Dict[str, Callable[[], object]],
+                    repeats: int = 20, warmup: int = 3,
+                    sync: Optional[Callable[[], None]] = None
+                    ) -> Dict[str, List[float]]:
+    """Seconds of each call of each function, measured interleaved.
 
     The functions run in turn within each repeat, so drifts of the machine
-    (frequency, other load) hit all of them alike.
+    (frequency, other load) hit all of them alike. ``sync`` (e.g.
+    ``torch.cuda.synchronize``) runs before each clock reading.
     """
+    sync = sync or (lambda: None)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: Dict[str, list] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def summarize(samples: Sequence[float]) -> Dict[str, float]:
+    """Median, quartiles, mean and standard deviation of ``samples``."""
+    q = statistics.quantiles(samples, n=4) if len(samples) > 1 else \
+        [samples[0]] * 3
+    return dict(median=statistics.median(samples), p25=q[0], p75=q[2],
+                mean=statistics.fmean(samples),
+                std=statistics.pstdev(samples), n=len(samples))
+
+
+def compare_latency(fns: Dict[str, Callable[[], object]], repeats: int = 20,
+                    warmup: int = 3) -> Dict[str, float]:
+    """Median seconds per call of each function, measured interleaved
+    (:func:`latency_samples`)."""
+    times = latency_samples(fns, repeats, warmup)
     return {name: statistics.median(ts) for name, ts in times.items()}

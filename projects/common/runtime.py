@@ -76,14 +76,19 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     (:func:`unknown_key_warnings`).
 
     Args:
-        path (str): Path of the config file.
+        path (str): Path of the config file, or a host library's config
+            as ``'mmpretrain::deit/deit-small_4xb256_in1k.py'``.
         cfg_options (dict, optional): ``--cfg-options`` to merge.
             Defaults to None.
     """
-    if not osp.isfile(path):
+    if '::' not in path and not osp.isfile(path):
         raise EVLabError(f'config file {path!r} does not exist')
     try:
-        cfg = Config.fromfile(path)
+        if '::' in path:  # a host's own config: 'mmpretrain::deit/...py'
+            from mmengine.hub import get_config
+            cfg = get_config(path)
+        else:
+            cfg = Config.fromfile(path)
     except (SyntaxError, NameError, TypeError, KeyError, ValueError,
             ImportError, FileNotFoundError) as e:
         raise EVLabError(
@@ -360,9 +365,9 @@ def cli(main: Callable[[], None]) -> Callable[[], None]:
     """
 
     @functools.wraps(main)
-    def wrapper() -> None:
+    def wrapper(*args, **kwargs) -> None:
         try:
-            main()
+            main(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 (re-raised unless known)
             message = explain(exc)
             if message is None or os.environ.get(DEBUG_ENV):

@@ -534,6 +534,47 @@ class TransformerInTransformer(BaseBackbone):
                 outs.append(self._format_output(patch, hw))
         return tuple(outs)
 
+    def analytic_macs(self, input_size: Tuple[int, int]) -> int:
+        """Multiply-accumulates of one image of ``input_size`` (H, W) in
+        closed form (convolutions and matrix products; norms, softmax and
+        element-wise ops excluded, as in ``docs/model_zoo.md``).
+
+        With n = (H/p)(W/p) sentences of m = w^2 words, word width c,
+        sentence width d and MLP ratio r, a block costs
+
+        - inner: n [4 m c^2 (qk, v, proj) + 2 m^2 c (q k^T, attn v)
+          + 2 r m c^2 (MLP)], then n m c d for the word -> sentence FC;
+        - outer, on n + 1 tokens: 4 (n+1) d^2 + 2 (n+1)^2 d + 2 r (n+1) d^2
+          (+ 2 d^2 / 4 for the optional SE gate on the token mean);
+
+        plus the stem: the 7x7 word conv (official structure: on each
+        p x p patch, w x w outputs; legacy: on the whole image) and the
+        n m c d projection. ``get_flops.py`` prints this beside the count.
+        """
+        h, w_img = input_size
+        p, c, d = self.patch_size, self.inner_dims, self.embed_dims
+        w = self.pixel_embed.words_size
+        m, n = w * w, (h // p) * (w_img // p)
+        conv = self.pixel_embed.proj
+        k = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels
+        if self.structure == 'legacy':
+            s = conv.stride[0]
+            words = -(-h // s) * -(-w_img // s)  # ceil: padding 3, stride s
+        else:
+            words = n * m
+        block = self.blocks[0]
+        r_in = block.mlp_in.fc1.out_features / c
+        r_out = block.mlp.fc1.out_features / d
+        inner = n * (4 * m * c * c + 2 * m * m * c + 2 * r_in * m * c * c)
+        outer = 4 * (n + 1) * d * d + 2 * (n + 1)**2 * d + \
+            2 * r_out * (n + 1) * d * d
+        if block.se_layer is not None:
+            hidden = block.se_layer.fc[1].out_features
+            outer += 2 * d * hidden
+        per_block = inner + n * m * c * d + outer
+        stem = words * c * k + n * m * c * d
+        return int(round(stem + self.depth * per_block))
+
     def _format_output(self, x: torch.Tensor,
                        hw: Tuple[int, int]) -> torch.Tensor:
         if self.out_type == 'raw':

@@ -36,70 +36,22 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import gen_model_zoo as zoo  # noqa: E402
 
-NUM_PROPOSALS = 1000
-
 
 def deployed_model_cfg(config_path: str) -> Tuple[dict, str]:
     """The model dict that a config deploys (a distiller's student) and
     the scope to build it in."""
     from mmengine.config import Config
 
-    cfg = Config.fromfile(config_path)
-    scope = cfg.get('default_scope')
-    model_cfg = cfg.model
-    if 'student' in model_cfg:
-        from projects.common.distill import load_model_config
-        model_cfg, student_scope = load_model_config(model_cfg.student)
-        scope = student_scope or scope
+    from projects.common.analysis import deployed_model_cfg as deployed
+    model_cfg, scope, _ = deployed(Config.fromfile(config_path))
     return model_cfg, scope
 
 
 def build_deployed(config_path: str, device: str = 'meta') -> nn.Module:
     """Build the deployed model of ``config_path`` on ``device`` (eval
-    mode). On the meta device parameters have shapes and no storage; a
-    model whose constructor reads a tensor's value (``.item()``, e.g.
-    mmpretrain's ResNet drop-path rates) is built on the CPU instead."""
-    from mmengine.registry import MODELS, init_default_scope
-
-    model_cfg, scope = deployed_model_cfg(config_path)
-    init_default_scope(scope)
-    try:
-        with torch.device(device):
-            model = MODELS.build(model_cfg)
-    except RuntimeError as e:
-        if device != 'meta' or 'meta' not in str(e):
-            raise
-        model = MODELS.build(model_cfg)
-    return model.eval()
-
-
-def _is_two_stage(model: nn.Module) -> bool:
-    return hasattr(model, 'roi_head') and hasattr(model, 'rpn_head')
-
-
-def _two_stage_forward(model: nn.Module, shape: Sequence[int]):
-    """Backbone, neck, RPN head and the RoI head on NUM_PROPOSALS fixed
-    boxes, on CPU."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
-    n, _, h, w = shape
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(*shape, generator=g)
-    xy = torch.rand(NUM_PROPOSALS, 2, generator=g) * torch.tensor([w, h])
-    wh = torch.rand(NUM_PROPOSALS, 2, generator=g) * torch.tensor([w, h]) / 4
-    boxes = torch.cat([xy, (xy + wh).minimum(torch.tensor([w, h]))], dim=1)
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1., 1.))
-    samples = [DetDataSample(metainfo=meta) for _ in range(n)]
-    props = [InstanceData(bboxes=boxes.clone()) for _ in range(n)]
-
-    def fn():
-        feats = model.extract_feat(x)
-        model.rpn_head(feats)
-        return model.roi_head(feats, props, samples)
-
-    return fn
+    mode); see :func:`projects.common.analysis.build`."""
+    from projects.common.analysis import build
+    return build(*deployed_model_cfg(config_path), device)
 
 
 def count(config_path: str, shape: Sequence[int],
@@ -107,18 +59,21 @@ def count(config_path: str, shape: Sequence[int],
     """(parameters, MACs) of the deployed model of ``config_path`` for one
     input of ``shape`` (N, C, H, W); ``model``: that model, already built
     by :func:`build_deployed`."""
+    from projects.common.analysis import (
+        TensorForward,
+        _is_two_stage,
+        example_input,
+    )
     from projects.common.complexity import count_macs, count_params
 
     if model is None:
         model = build_deployed(config_path, 'meta')
     params = count_params(model)
-    if _is_two_stage(model):
+    if _is_two_stage(model):  # mmcv's RoIAlign has no meta kernel
         model = build_deployed(config_path, 'cpu')
-        return params, count_macs(_two_stage_forward(model, shape))
-    device = next(model.parameters()).device
-    x = torch.empty(*shape, device=device) if device.type == 'meta' else \
-        torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-    return params, count_macs(lambda: model(x, mode='tensor'))
+    fwd = TensorForward(model)
+    x = example_input(shape, next(model.parameters()).device)
+    return params, count_macs(lambda: fwd(x))
 
 
 def _replace_in_model_block(text: str, name: str, key: str,
