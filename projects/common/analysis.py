@@ -225,3 +225,37 @@ def example_input(shape: Sequence[int], device: Any = 'cpu',
         return torch.empty(*shape, device='meta')
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g).to(device)
+
+
+# -- command-line pieces the analysis tools share ----------------------------
+def add_input_args(parser, json_out: bool = True) -> None:
+    """``--shape H W`` (or one side), ``--cfg-options`` and, with
+    ``json_out``, ``--json OUT`` on an ``argparse`` parser."""
+    from mmengine.config import DictAction
+
+    parser.add_argument('--shape', type=int, nargs='+',
+                        help='input H W (or one side); default: the '
+                        'test pipeline\'s size, else 224')
+    if json_out:
+        parser.add_argument('--json', help='also write the figures here')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+
+
+def shape_arg(parser, args) -> Optional[Tuple[int, int]]:
+    """(H, W) from ``--shape`` (None when not given); a wrong count of
+    numbers is a usage error."""
+    if args.shape is None:
+        return None
+    if len(args.shape) not in (1, 2) or min(args.shape) < 1:
+        parser.error(f'--shape takes H W or one side, got {args.shape}')
+    return tuple((args.shape * 2)[:2])
+
+
+def write_json(result: dict, path: Optional[str]) -> None:
+    """Write ``result`` to ``path`` (when given) and say so."""
+    if not path:
+        return
+    import json
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=1)
+    print(f'\nwrote {path}')

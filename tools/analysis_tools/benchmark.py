@@ -23,7 +23,6 @@ included. Without CHECKPOINT the weights are random, which does not change
 the time of a dense model.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 import tempfile
@@ -36,13 +35,14 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from projects.common.analysis import (  # noqa: E402
     TensorForward,
+    add_input_args,
     build_deployed,
     example_input,
     input_shape,
+    shape_arg,
+    write_json,
 )
 from projects.common.complexity import (  # noqa: E402
     latency_samples,
@@ -143,14 +143,9 @@ def parse_args(argv: Optional[List[str]] = None):
                         help='measured beside batch 1')
     parser.add_argument('--repeats', type=int, default=30)
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--shape', type=int, nargs='+',
-                        help='input H W (or one side); default: the test '
-                        'pipeline\'s size, else 224')
-    parser.add_argument('--json', help='also write the figures here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_input_args(parser)
     args = parser.parse_args(argv)
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        parser.error('--shape takes H W or one side')
+    args.shape = shape_arg(parser, args)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
     if args.repeats < 2:
@@ -162,15 +157,11 @@ def parse_args(argv: Optional[List[str]] = None):
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    shape = None if args.shape is None else (args.shape * 2)[:2]
     result = benchmark(cfg, args.checkpoint, args.backend, args.device,
                        args.threads, args.batch_size, args.repeats,
-                       args.warmup, shape, args.onnx)
+                       args.warmup, args.shape, args.onnx)
     print(report(result))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
-        print(f'\nwrote {args.json}')
+    write_json(result, args.json)
 
 
 if __name__ == '__main__':

@@ -31,7 +31,6 @@ RoI head runs on 1000 fixed proposals. Weights are random: counts depend
 on shapes only.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 from collections import Counter
@@ -44,14 +43,15 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import DictAction  # noqa: E402
-
 from projects.common.analysis import (  # noqa: E402
     TensorForward,
+    add_input_args,
     build,
     deployed_model_cfg,
     example_input,
     input_shape,
+    shape_arg,
+    write_json,
 )
 from projects.common.complexity import count_macs, count_params  # noqa
 from projects.common.runtime import cli, load_config  # noqa: E402
@@ -240,17 +240,12 @@ def report(result: dict) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs='+',
-                        help='input H W (or one side); default: the test '
-                        'pipeline\'s size, else 224')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--by-module', type=int, default=0, metavar='DEPTH',
                         help='also list MACs per module to this depth')
-    parser.add_argument('--json', help='also write the figures here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_input_args(parser)
     args = parser.parse_args(argv)
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        parser.error('--shape takes H W or one side')
+    args.shape = shape_arg(parser, args)
     return args
 
 
@@ -259,14 +254,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config(args.config, args.cfg_options)
-    shape = input_shape(cfg) if args.shape is None else \
-        (args.shape * 2)[:2]
-    result = analyse(cfg, shape, args.batch_size, args.by_module)
+    result = analyse(cfg, args.shape or input_shape(cfg), args.batch_size,
+                     args.by_module)
     print(report(result))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
-        print(f'\nwrote {args.json}')
+    write_json(result, args.json)
 
 
 if __name__ == '__main__':

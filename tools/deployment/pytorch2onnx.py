@@ -34,14 +34,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import DictAction  # noqa: E402
-
 from projects.common.analysis import (  # noqa: E402
     AnalysisError,
     TensorForward,
+    add_input_args,
     build_deployed,
     example_input,
     input_shape,
+    shape_arg,
 )
 from projects.common.runtime import cli, load_config  # noqa: E402
 
@@ -171,24 +171,19 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?')
     parser.add_argument('--out', required=True, help='the .onnx file')
-    parser.add_argument('--shape', type=int, nargs='+',
-                        help='input H W (or one side); default: the test '
-                        'pipeline\'s size, else 224')
     parser.add_argument('--opset', type=int, default=OPSET)
     parser.add_argument('--atol', type=float, default=1e-4)
     parser.add_argument('--no-verify', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_input_args(parser, json_out=False)
     args = parser.parse_args(argv)
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        parser.error('--shape takes H W or one side')
+    args.shape = shape_arg(parser, args)
     return args
 
 
 @cli
 def main(argv=None) -> None:
     args = parse_args(argv)
-    shape = None if args.shape is None else (args.shape * 2)[:2]
-    result = export_config(args.config, args.out, args.checkpoint, shape,
+    result = export_config(args.config, args.out, args.checkpoint, args.shape,
                            args.opset, args.cfg_options,
                            check=not args.no_verify, atol=args.atol)
     print(f'wrote {result["out"]} (input {tuple(result["input"])}, '
