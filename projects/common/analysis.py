@@ -94,21 +94,9 @@ def build_deployed(cfg: Config, device: str = 'cpu',
 
 def load_deployed_weights(model: nn.Module, checkpoint: str) -> None:
     """Load ``checkpoint`` into the deployed ``model``: a plain model's
-    checkpoint, or a distiller's (``student.*`` keys kept, stripped)."""
-    import tempfile
-
-    from .checkpoint import safe_load
-    from .distill import load_weights, student_checkpoint
-
-    ckpt = safe_load(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    if any(k.startswith('student.') for k in state):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = f'{tmp}/student.pth'
-            torch.save(student_checkpoint(ckpt), path)
-            load_weights(model, path, what='model')
-        return
-    load_weights(model, checkpoint, what='model')
+    checkpoint, or a distiller's (its ``student.*`` weights)."""
+    from .distill import load_weights
+    load_weights(model, checkpoint, what='model', student_of_distiller=True)
 
 
 def host_of(scope: str) -> str:
@@ -176,7 +164,7 @@ def input_shape(cfg: Config) -> Tuple[int, int]:
     return (h, w)
 
 
-def _is_two_stage(model: nn.Module) -> bool:
+def is_two_stage(model: nn.Module) -> bool:
     return hasattr(model, 'roi_head') and hasattr(model, 'rpn_head')
 
 
@@ -193,7 +181,7 @@ class TensorForward(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.two_stage = _is_two_stage(model)
+        self.two_stage = is_two_stage(model)
 
     def forward(self, x: torch.Tensor) -> Any:
         if not self.two_stage:

@@ -115,12 +115,16 @@ def freeze(module: nn.Module) -> nn.Module:
 
 
 def load_weights(model: nn.Module, checkpoint: str,
-                 strict: bool = True, what: str = 'teacher') -> None:
+                 strict: bool = True, what: str = 'teacher',
+                 student_of_distiller: bool = False) -> None:
     """Load ``checkpoint`` (a local path or URL) into ``model``.
 
     Local files go through EVLab's safe (weights-only) loader. Weights are
     read from ``state_dict`` or, for DeiT/timm training-script files, from
-    ``model``; a DDP ``module.`` prefix is removed. With
+    ``model``; a DDP ``module.`` prefix is removed. A distiller's
+    checkpoint is an error, unless ``student_of_distiller``: then its
+    ``student.*`` weights are loaded (the analysis tools deploy the
+    student). With
     ``strict``, a key mismatch is an error naming the file and the keys:
     a half-loaded teacher would silently teach noise.
     """
@@ -157,10 +161,13 @@ def load_weights(model: nn.Module, checkpoint: str,
                            f'state_dict')
     if any(k.startswith('student.') for k in state) and not any(
             k.startswith('student.') for k in model.state_dict()):
-        raise DistillError(
-            f'{what} checkpoint {checkpoint!r} is a distiller checkpoint; '
-            f'export the model with tools/model_converters/'
-            f'distill_to_student.py first')
+        if student_of_distiller:
+            state = student_checkpoint(dict(state_dict=state))['state_dict']
+        else:
+            raise DistillError(
+                f'{what} checkpoint {checkpoint!r} is a distiller checkpoint; '
+                f'export the model with tools/model_converters/'
+                f'distill_to_student.py first')
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -358,7 +358,7 @@ def explain(exc: BaseException) -> Optional[str]:
     return None
 
 
-def cli(main: Callable[[], None]) -> Callable[[], None]:
+def cli(main: Callable[..., None]) -> Callable[..., None]:
     """Run ``main`` and print input errors as ``error: ...`` (exit code 2).
 
     Set ``EVLAB_DEBUG=1`` to get the full traceback instead.

@@ -283,3 +283,20 @@ def test_export_failure_names_the_op(tmp_path):
     with pytest.raises(AnalysisError, match="op 'aten::fft_fft2' failed"):
         pytorch2onnx.export(_FFTModel(), (1, 3, 8, 8), str(out))
     assert not out.exists() and not (tmp_path / 'bad.onnx.tmp').exists()
+
+
+def test_deployed_model_loads_a_distiller_checkpoint(tmp_path):
+    # the tools deploy a distiller's student: its checkpoint's student.*
+    # weights are loaded, the teacher's ignored
+    cfg = _cfg('configs/defeat/toy_retinanet_defeat.py')
+    torch.manual_seed(1)
+    trained = build_deployed(cfg)
+    state = {f'student.{k}': v for k, v in trained.state_dict().items()}
+    state['teacher.backbone.conv1.weight'] = torch.zeros(1)
+    path = tmp_path / 'distiller.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=6)), path)
+    torch.manual_seed(2)
+    loaded = build_deployed(cfg, checkpoint=str(path))
+    for (k, a), b in zip(trained.state_dict().items(),
+                         loaded.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -61,15 +61,15 @@ def count(config_path: str, shape: Sequence[int],
     by :func:`build_deployed`."""
     from projects.common.analysis import (
         TensorForward,
-        _is_two_stage,
         example_input,
+        is_two_stage,
     )
     from projects.common.complexity import count_macs, count_params
 
     if model is None:
         model = build_deployed(config_path, 'meta')
     params = count_params(model)
-    if _is_two_stage(model):  # mmcv's RoIAlign has no meta kernel
+    if is_two_stage(model):  # mmcv's RoIAlign has no meta kernel
         model = build_deployed(config_path, 'cpu')
     fwd = TensorForward(model)
     x = example_input(shape, next(model.parameters()).device)

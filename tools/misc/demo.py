@@ -125,17 +125,16 @@ def latest_metrics(test_dir: str) -> dict:
 
 
 def val_curve(work_dir: str) -> List[List[float]]:
-    """``[epoch, bbox mAP]`` of every validation of a training run."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')), key=osp.getmtime)
-    curve = []
-    for path in files[-1:]:
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if 'coco/bbox_mAP' in row:
-                    curve.append([row['step'], row['coco/bbox_mAP']])
-    return curve
+    """``[epoch, bbox mAP]`` of every validation of the newest training
+    run in ``work_dir`` (read by ``analyze_logs.py``)."""
+    from projects.common.errors import EVLabError
+    from tools.analysis_tools import analyze_logs
+    try:
+        xs, ys, _ = analyze_logs.series(analyze_logs.load_log(work_dir),
+                                        'coco/bbox_mAP')
+    except (KeyError, EVLabError):  # no log, or no validation yet
+        return []
+    return [[x, y] for x, y in zip(xs, ys)]
 
 
 def config_key(config: str, options: Sequence[str]) -> str:
