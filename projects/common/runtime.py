@@ -404,8 +404,27 @@ _VIS_HOOKS = {
 }
 
 
+#: Metrics that draw their own results (a re-ID ranked list needs the
+#: whole gallery, which no per-batch hook sees): ``--show-dir`` sets their
+#: ``show_dir`` instead of turning a visualization hook on.
+_SHOW_DIR_METRICS = frozenset({'QueryGalleryReIDMetric'})
+
+
+def _drawing_metrics(cfg: Config) -> List[dict]:
+    evaluator = cfg.get('test_evaluator')
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [
+        evaluator]
+    return [m for m in metrics if isinstance(m, dict) and str(
+        m.get('type', '')).split('.')[-1] in _SHOW_DIR_METRICS]
+
+
 def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Save test images with predictions drawn into ``show_dir``."""
+    drawing = _drawing_metrics(cfg)
+    if drawing:
+        for metric in drawing:
+            metric['show_dir'] = osp.abspath(show_dir)
+        return
     hook = cfg.get('default_hooks', {}).get('visualization')
     kind = str(hook.get('type', '')).split('.')[-1] if hook else ''
     if kind not in _VIS_HOOKS:

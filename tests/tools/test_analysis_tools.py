@@ -232,6 +232,33 @@ def test_browse_dataset_draws_annotations(host, toy_data, tmp_path):
         assert drawn.shape[0] > raw.shape[0]
 
 
+def test_browse_dataset_draws_reid_identities_and_part_maps(toy_data,
+                                                           tmp_path):
+    from PIL import Image
+    cfg = _cfg(osp.join(ROOT, 'configs', 'p2net', 'toy_p2net_dpb.py'))
+    # val: no random flip, so the item below is the one drawn
+    files = browse_dataset.browse(cfg, str(tmp_path), 'val', num=2)
+    assert len(files) == 3
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        item = DATASETS.build(cfg.val_dataloader.dataset)[0]
+    h, w = item['inputs'].shape[1:]
+    drawn = np.asarray(Image.open(files[0]).convert('RGB'))
+    # caption, then image and part map side by side at twice the size
+    assert drawn.shape[:2] == (2 * h + 28, 2 * 2 * w)
+    part = item['data_samples'].gt_part_map.numpy()
+    image = drawn[28::2, :2 * w:2].astype(float)
+    assert (image == browse_dataset._rgb(item['inputs'])).all()
+    overlay = drawn[28::2, 2 * w::2].astype(float)
+    # each pixel blends the image with its part label's colour (background
+    # darkened): the map drawn is the map the model gets, pixel for pixel
+    colour = browse_dataset.PART_COLOURS[part].astype(float)
+    want = np.where(part[..., None] > 0, 0.35 * image + 0.65 * colour,
+                    0.35 * image)
+    assert np.abs(overlay - want).max() <= 1.0
+    assert set(np.unique(part)) >= {0, 1, 2, 3, 4}
+
+
 def test_browse_dataset_names_a_missing_split(tmp_path):
     cfg = _cfg(TOY['mmpretrain'])
     cfg.test_dataloader = None

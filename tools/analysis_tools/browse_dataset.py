@@ -11,7 +11,9 @@ Each sample goes through the config's own dataset and pipeline (for
 ``train``: augmentation included, so what the model trains on) and is
 drawn by the host's visualizer from the config: mmdet boxes, class names
 and masks (``DetLocalVisualizer``), mmseg label maps (``SegLocalVisualizer``),
-mmpretrain the class (``UniversalVisualizer``). One PNG per sample
+mmpretrain the class (``UniversalVisualizer``); re-ID samples (P2Net's
+``Market1501``) the image beside its part map, with identity, camera and
+split. One PNG per sample
 (``DIR/<index>_<image name>.png``) and a contact sheet of them all
 (``DIR/browse_<phase>.png``).
 """
@@ -68,10 +70,53 @@ def build_visualizer(cfg, host: str, dataset):
     return visualizer
 
 
+#: Part-map colours (background black), one per label
+PART_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75],
+                         [0, 130, 200], [255, 225, 25], [145, 30, 180],
+                         [70, 240, 240], [240, 50, 230]], np.uint8)
+
+
+def draw_reid(img: np.ndarray, sample, scale: int = 2) -> np.ndarray:
+    """A re-ID sample: the image, its part map blended over it (when the
+    pipeline carries one) and a caption with the identity, camera, the
+    split and, for training, the label."""
+    from PIL import Image, ImageDraw
+
+    panels = [img]
+    part = sample.get('gt_part_map')
+    if part is not None:
+        part = part.cpu().numpy().astype(np.int64)
+        part = np.where(part == 255, 0, part) % len(PART_COLOURS)
+        colour = PART_COLOURS[part]
+        panels.append(np.where(part[..., None] > 0,
+                               (0.35 * img + 0.65 * colour).astype(np.uint8),
+                               (0.35 * img).astype(np.uint8)))
+    strip = np.concatenate(panels, axis=1)
+    h, w = strip.shape[:2]
+    pic = Image.fromarray(strip).resize((w * scale, h * scale),
+                                        Image.NEAREST)
+    canvas = Image.new('RGB', (max(pic.width, 120), pic.height + 28),
+                       'white')
+    canvas.paste(pic, (0, 28))
+    pid, cam = sample.get('pid'), sample.get('camid')
+    split = 'query' if sample.get('is_query') else (
+        'train' if 'gt_label' in sample else 'gallery')
+    text = f'id {pid} cam {cam + 1 if cam is not None else "?"}'
+    if 'gt_label' in sample:
+        text += f' label {int(sample.gt_label[0])}'
+    pen = ImageDraw.Draw(canvas)
+    pen.text((2, 1), text, fill='black')
+    pen.text((2, 14), split + (' (flipped)' if sample.get('flip') else ''),
+             fill='black')
+    return np.asarray(canvas)
+
+
 def draw(visualizer, host: str, item: dict) -> np.ndarray:
     """The picture of one pipeline output ``item``."""
     img = _rgb(item['inputs'])
     sample = item['data_samples']
+    if 'pid' in sample:  # a re-ID sample
+        return draw_reid(img, sample)
     if host == 'mmdet':
         from mmdet.structures.bbox import BaseBoxes
         sample = sample.numpy()

@@ -18,7 +18,11 @@ pipelines of mmdet / mmpretrain / mmseg read them unchanged:
   ``bounding_box_test``, ``query``; ``0002_c1s1_000451_03.jpg``; junk id
   ``-1`` and distractor id ``0000`` in the gallery), 6 cameras, plus a
   human-part parsing map per image under ``parsing/<subset>/<name>.png``
-  (0 background, 1 head, 2 upper body, 3 lower body, 4 shoes).
+  (0 background, 1 head, 2 upper body, 3 lower body, 4 shoes). 80 train
+  and 40 test ids dressed from one 8-colour palette (colour pairs recur
+  with upper and lower body swapped), palette-coloured background clutter
+  and, on 60% of the crops, palette-coloured occluders that the part map
+  marks as background (v3; v2 had 30/30 ids of free colours).
 
 Everything is drawn from one seeded generator per dataset and split, so the
 same seed gives byte-identical files. Shapes vary in scale, position,
@@ -45,7 +49,7 @@ from PIL import Image, ImageDraw
 
 #: Per dataset: bump when its generated content changes, so stale copies
 #: are regenerated (and results that depend on it are re-measured).
-TOY_DATA_VERSIONS = {'det': 3, 'cls': 2, 'seg': 2, 'reid': 2}
+TOY_DATA_VERSIONS = {'det': 3, 'cls': 2, 'seg': 2, 'reid': 3}
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(ROOT, 'data')
 STAMP = '.complete'
@@ -366,23 +370,54 @@ def make_seg(out: str, seed: int) -> None:
             lab_pil.save(osp.join(out, 'annotations', split, name + '.png'))
 
 
+#: Clothing colours of the toy re-ID identities. Identities draw their
+#: upper- and lower-body colours from this one palette, so many share the
+#: same two colours in swapped roles (red over blue, blue over red), and
+#: the background clutter uses it too: what tells identities apart is which
+#: colour sits on which body part, the cue P2Net's part-aligned pooling
+#: reads directly and a global average pool has to learn from few images.
+REID_PALETTE = ((200, 30, 30), (30, 60, 200), (30, 160, 40),
+                (220, 200, 30), (150, 40, 170), (240, 130, 20),
+                (235, 235, 235), (120, 70, 30))
+REID_SHOES = ((20, 20, 20), (90, 50, 20), (60, 60, 90))
+
+
+def _jitter(rng: np.random.Generator, colour: Color, amount: float = 18.
+            ) -> Color:
+    return tuple(int(np.clip(c + rng.normal(0, amount), 0, 255))
+                 for c in colour)
+
+
 def _person(rng: np.random.Generator, ident: dict, cam: dict
             ) -> Tuple[Image.Image, Image.Image]:
-    """Render one 128x64 pedestrian crop and its part-parsing map."""
+    """Render one 128x64 pedestrian crop and its part-parsing map.
+
+    The background carries 3-7 blobs in the clothing palette (label 0 in
+    the part map), the person's scale and position vary from crop to crop,
+    as detector boxes do, and 60% of the crops have one or two occluders in
+    palette colours (bags, other people), label 0 in the map: in the image
+    they look like clothing, the parser knows they are not.
+    """
     w, h = 64, 128
     img = background(rng, w, h)
     arr = np.asarray(img).astype(np.float32) * 0.5 + np.array(cam['bg']) * 0.5
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     parse = Image.new('L', (w, h), 0)
     draw, pdraw = ImageDraw.Draw(img), ImageDraw.Draw(parse)
-    scale = ident['height'] * rng.uniform(0.88, 1.0)
-    cx = w / 2 + rng.uniform(-6, 6)
-    top = rng.uniform(2, 8)
-    H = (h - top - 2) * scale
-    bw = ident['width'] * 26 * rng.uniform(0.92, 1.08)
+    for _ in range(int(rng.integers(3, 8))):  # palette clutter
+        bw_, bh_ = rng.uniform(8, 24), rng.uniform(8, 30)
+        x0, y0 = rng.uniform(-4, w - bw_ + 4), rng.uniform(-4, h - bh_ + 4)
+        col = REID_PALETTE[int(rng.integers(len(REID_PALETTE)))]
+        draw.rectangle((x0, y0, x0 + bw_, y0 + bh_), fill=_jitter(rng, col))
+    scale = ident['height'] * rng.uniform(0.78, 1.0)
+    cx = w / 2 + rng.uniform(-8, 8)
+    H = (h - 4) * scale
+    top = rng.uniform(2, max(2.5, h - 2 - H))
+    bw = ident['width'] * 26 * rng.uniform(0.9, 1.1)
 
     def part(box, colour, label, shape='rectangle'):
-        col = tuple(int(np.clip(c * cam['gain'], 0, 255)) for c in colour)
+        col = _jitter(rng, tuple(int(np.clip(c * cam['gain'], 0, 255))
+                                 for c in colour))
         if shape == 'ellipse':
             draw.ellipse(box, fill=col)
             pdraw.ellipse(box, fill=label)
@@ -411,31 +446,43 @@ def _person(rng: np.random.Generator, ident: dict, cam: dict
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         parse = parse.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if rng.random() < 0.15:  # occluder, which hides parts from the parser
-        ow, oh = rng.uniform(15, 35), rng.uniform(15, 40)
-        ox, oy = rng.uniform(0, w - ow), rng.uniform(h * 0.4, h - oh)
-        ImageDraw.Draw(img).rectangle((ox, oy, ox + ow, oy + oh),
-                                      fill=_color(rng))
-        ImageDraw.Draw(parse).rectangle((ox, oy, ox + ow, oy + oh), fill=0)
+    if rng.random() < 0.6:  # occluders in garment colours (bags, others)
+        for _ in range(int(rng.integers(1, 3))):
+            ow, oh = rng.uniform(12, 28), rng.uniform(15, 40)
+            ox = rng.uniform(0, w - ow)
+            oy = rng.uniform(h * 0.2, h - oh)
+            col = REID_PALETTE[int(rng.integers(len(REID_PALETTE)))]
+            ImageDraw.Draw(img).rectangle((ox, oy, ox + ow, oy + oh),
+                                          fill=_jitter(rng, col))
+            ImageDraw.Draw(parse).rectangle((ox, oy, ox + ow, oy + oh),
+                                            fill=0)
     return img, parse
 
 
 def make_reid(out: str, seed: int) -> None:
-    """Market-1501-style re-ID: 30 train ids, 30 test ids, 6 cameras."""
+    """Market-1501-style re-ID: 80 train ids, 40 test ids, 6 cameras."""
     rng = np.random.default_rng([seed, 4])
-    cams = [dict(gain=rng.uniform(0.7, 1.25), bg=_color(rng))
+    cams = [dict(gain=rng.uniform(0.8, 1.15), bg=_color(rng))
             for _ in range(6)]
-    pids = rng.choice(np.arange(2, 1500), size=60, replace=False)
+    pids = rng.choice(np.arange(2, 1500), size=120, replace=False)
     pids.sort()
+    # (upper, lower, shoes) without repeats: ordered palette pairs, so that
+    # colour sets recur with the roles swapped
+    combos = [(u, lo, sh) for u in range(len(REID_PALETTE))
+              for lo in range(len(REID_PALETTE)) if lo != u
+              for sh in range(len(REID_SHOES))]
+    picks = rng.choice(len(combos), size=len(pids) + 30, replace=False)
+    next_pick = iter(picks.tolist())
 
     def identity() -> dict:
-        return dict(upper=_color(rng), lower=_color(rng, 0, 200),
-                    shoes=_color(rng, 0, 90),
-                    skin=_color(rng, 150, 240),
-                    stripes=int(rng.choice([0, 0, 2, 3])),
+        u, lo, sh = combos[next(next_pick)]
+        return dict(upper=REID_PALETTE[u], lower=REID_PALETTE[lo],
+                    shoes=REID_SHOES[sh],
+                    skin=_color(rng, 170, 220),
+                    stripes=int(rng.choice([0, 0, 0, 2])),
                     stripe_colour=_color(rng),
-                    height=rng.uniform(0.85, 1.0),
-                    width=rng.uniform(0.8, 1.2))
+                    height=rng.uniform(0.88, 1.0),
+                    width=rng.uniform(0.85, 1.15))
 
     subsets = ('bounding_box_train', 'bounding_box_test', 'query')
     for sub in subsets:
@@ -452,11 +499,11 @@ def make_reid(out: str, seed: int) -> None:
 
     for k, pid in enumerate(pids):
         ident = identity()
-        test = k % 2 == 1
+        test = k % 3 == 2
         ncam = int(rng.integers(2, 5))
         cam_ids = rng.choice(6, size=ncam, replace=False)
         for c in cam_ids:
-            for _ in range(int(rng.integers(2, 5))):
+            for _ in range(int(rng.integers(2, 4))):
                 img, parse = _person(rng, ident, cams[c])
                 sub = 'bounding_box_test' if test else 'bounding_box_train'
                 save(sub, f'{pid:04d}', int(c), img, parse)

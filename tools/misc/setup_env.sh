@@ -11,8 +11,9 @@
 #                (torch 2.14's headers need it); the wheel is cached outside
 #                the clone, keyed by mmcv, torch and CPU/CUDA
 #   4. evlab     pip install -e .[tests] (mmengine, mmdet, mmseg, mmpretrain,
-#                timm, test tools, mmcv's own requirements), then imports
-#                every library (mmcv.ops included) as a check
+#                timm, test tools, mmcv's own requirements) and torchreid
+#                (--no-deps, a test reference), then imports every library
+#                (mmcv.ops included) as a check
 #
 # Environment:
 #   EVLAB_MMCV_OPS=auto|cpu|cuda   which mmcv ops to build (default auto:
@@ -146,6 +147,11 @@ step_mmcv() {
 
 step_evlab() {
   pip_install -e "$ROOT[tests]"
+  # torchreid's metric is the parity reference of P2Net's Market-1501
+  # evaluation (tests/projects/test_p2net/test_metric.py); --no-deps: its
+  # rank.py and rerank.py are loaded standalone and need only numpy, not
+  # torchreid's dependencies (cv2, gdown, tensorboard)
+  pip_install --no-deps "torchreid==0.2.5"
   "$VENV/bin/python" - <<'EOF'
 import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch
 import mmcv.ops, mmdet.models, mmpretrain.models, mmseg.models  # noqa
