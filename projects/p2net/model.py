@@ -19,8 +19,6 @@ from torch import Tensor
 
 from .dpb import DualPartAlignedBlock
 
-FEATURES = ('pool5', 'embed')
-
 
 @MODELS.register_module()
 class BatchHardTripletLoss(nn.Module):

@@ -11,19 +11,18 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 KEYS = ('reid/mAP', 'reid/mAP_ir', 'reid/mINP', 'reid/Rank-1',
         'reid/Rank-5', 'reid/Rank-10')
-SMOKE = [
-    'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-    'train_dataloader.batch_size=4', 'train_dataloader.dataset.indices=8',
-    'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-    'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'
-]
 
 
-def test_toy_p2net_trains_validates_and_tests(toy_data, tool, tmp_path):
+def test_toy_p2net_trains_validates_and_tests(toy_data, tool, tmp_path,
+                                              cls_smoke_options):
+    # the whole val set: the first few items would be queries only
+    smoke = [o for o in cls_smoke_options
+             if not o.startswith(('val_dataloader.dataset.indices',
+                                  'val_dataloader.batch_size'))]
     config = osp.join(ROOT, 'configs', 'p2net', 'toy_p2net_dpb.py')
     work = tmp_path / 'work'
     res = tool([osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
-                str(work), '--cfg-options'] + SMOKE,
+                str(work), '--cfg-options'] + smoke,
                cwd=str(tmp_path), env={'OMP_NUM_THREADS': '1'})
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     scalars = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))
