@@ -70,12 +70,22 @@ def build_config(args: argparse.Namespace):
         if latest is None:
             print(f'--resume: no checkpoint in {cfg.work_dir}, starting '
                   f'from scratch')
-        cfg.resume, cfg.load_from = latest is not None, latest
+        else:
+            cfg.resume, cfg.load_from = True, latest
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise EVLabError(f'--resume: checkpoint {args.resume!r} does '
                              f'not exist')
         cfg.resume, cfg.load_from = True, args.resume
+    if not cfg.get('resume') and cfg.get('load_from') and osp.isdir(
+            cfg.load_from):  # a previous stage's work dir
+        latest = checkpoint.find_resume_checkpoint(cfg.load_from)
+        if latest is None:
+            raise EVLabError(f'load_from: no checkpoint in the folder '
+                             f'{cfg.load_from!r}; run the stage that '
+                             f'writes it first')
+        print(f'load_from: {latest}')
+        cfg.load_from = latest
     return cfg
 
 

@@ -1,0 +1,26 @@
+# Retrain a searched toy HourNAS network from scratch on the whole toy
+# training set and validate on val (the searched genotype by default:
+# stage 2's best_genotype.json; any other with
+# --cfg-options model.backbone.genotype=...). Results:
+# projects/hournas/README.md.
+_base_ = ['./_toy_base.py']
+model = dict(backbone=dict(
+    _delete_=True, type='HourNASNet', arch={{ _base_.arch }},
+    act_cfg={{ _base_.act_cfg }},
+    genotype='work_dirs/toy_hournas_stage2-search/best_genotype.json'))
+model_wrapper_cfg = None
+max_epochs = 15
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=50),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0,
+         T_max=max_epochs, convert_to_iter_based=True)
+]
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='CustomDataset',
+    data_root='{{ fileDirname }}/../../data/toy_cls/',
+    ann_file='meta/train.txt', data_prefix='train',
+    metainfo={{ _base_.metainfo }}, pipeline={{ _base_.train_pipeline }}))

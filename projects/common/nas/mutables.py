@@ -1,0 +1,129 @@
+# Copyright (c) EVLab contributors.
+"""Choice blocks: one place in a network where a search picks an op.
+
+mmrazor's design (mutable choice blocks that a mutator drives), written
+here for torch alone:
+
+- :class:`OneShotChoice` holds its candidates with separate weights and
+  runs one of them (single-path one-shot training, SPOS; HourNAS);
+- :class:`DifferentiableChoice` runs all candidates and mixes them with the
+  softmax of its architecture parameters (DARTS; Hit-Detector's stage B).
+
+Both can be *fixed* to one op, which removes them from the search space: a
+fixed block always runs that op. A candidate named ``'skip'`` is the
+identity (the block is left out).
+"""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+
+class ChoiceBlock(nn.Module):
+    """Base class: named candidates, the op chosen now, a fixed op.
+
+    Args:
+        candidates (dict[str, nn.Module]): Op name -> module, in the
+            space's order.
+        alias (str, optional): The block's name in genotypes (e.g. the
+            position ``'3'``). Defaults to the module's path in the model,
+            which the mutator fills in.
+    """
+
+    def __init__(self, candidates: Dict[str, nn.Module],
+                 alias: Optional[str] = None) -> None:
+        super().__init__()
+        if not candidates:
+            raise ValueError('a choice block needs at least one candidate')
+        # ModuleDict keys cannot contain '.'; op names do not
+        self.candidates = nn.ModuleDict(candidates)
+        self.alias = alias
+        self.fixed: Optional[str] = None
+        self._chosen: Optional[str] = None
+
+    @property
+    def choices(self) -> List[str]:
+        """Candidate names, in order."""
+        return list(self.candidates.keys())
+
+    def _check(self, name: str) -> None:
+        if name not in self.candidates:
+            raise ValueError(
+                f'choice block {self.alias!r} has no op {name!r}; its '
+                f'candidates are {self.choices}')
+
+    @property
+    def chosen(self) -> Optional[str]:
+        """The op the next forward runs (the fixed op if fixed)."""
+        return self.fixed if self.fixed is not None else self._chosen
+
+    def choose(self, name: str) -> None:
+        """Run ``name`` from now on (ignored in effect when fixed to
+        another op: a fixed block always runs its op)."""
+        self._check(name)
+        if self.fixed is not None and name != self.fixed:
+            raise ValueError(f'choice block {self.alias!r} is fixed to '
+                             f'{self.fixed!r}; cannot choose {name!r}')
+        self._chosen = name
+
+    def fix(self, name: str) -> None:
+        """Fix the block to ``name``: it leaves the search space."""
+        self._check(name)
+        self.fixed = self._chosen = name
+
+
+class OneShotChoice(ChoiceBlock):
+    """Runs the chosen candidate only (single-path one-shot).
+
+    Before any op is chosen the block runs nothing and raises: a supernet
+    forward without a path is a bug of the caller (a sampler hook that did
+    not run), not something to paper over with a default.
+    """
+
+    def forward(self, *args, **kwargs):
+        name = self.chosen
+        if name is None:
+            raise RuntimeError(
+                f'choice block {self.alias!r}: no op chosen; set a path '
+                f'with the mutator (or a path sampler hook) first')
+        return self.candidates[name](*args, **kwargs)
+
+
+class DifferentiableChoice(ChoiceBlock):
+    """Mixes all candidates with ``softmax(arch_param / temperature)``.
+
+    The architecture parameters live in ``arch_param`` (one per
+    candidate), so an optimiser can tell them from the weights by name
+    (``paramwise_cfg=dict(custom_keys={'arch_param': ...})``). Once fixed,
+    the block runs its op alone.
+
+    Args:
+        candidates (dict[str, nn.Module]): Op name -> module.
+        alias (str, optional): Name in genotypes. Defaults to None.
+        temperature (float): Softmax temperature. Defaults to 1.0.
+    """
+
+    def __init__(self, candidates: Dict[str, nn.Module],
+                 alias: Optional[str] = None,
+                 temperature: float = 1.0) -> None:
+        super().__init__(candidates, alias)
+        self.temperature = temperature
+        self.arch_param = nn.Parameter(torch.zeros(len(candidates)))
+
+    def weights(self) -> torch.Tensor:
+        """Mixing weights, one per candidate (they sum to 1)."""
+        return torch.softmax(self.arch_param / self.temperature, dim=0)
+
+    def forward(self, *args, **kwargs):
+        if self.fixed is not None:
+            return self.candidates[self.fixed](*args, **kwargs)
+        w = self.weights()
+        out = None
+        for i, op in enumerate(self.candidates.values()):
+            y = w[i] * op(*args, **kwargs)
+            out = y if out is None else out + y
+        return out
+
+    def argmax(self) -> str:
+        """The candidate with the largest weight (ties: the first)."""
+        return self.choices[int(torch.argmax(self.arch_param.detach()))]
