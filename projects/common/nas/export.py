@@ -52,6 +52,9 @@ def load_genotype(path: str) -> Dict[str, Any]:
 def _set_key(cfg: Config, key: str, value: Any) -> None:
     node = cfg
     parts = key.split('.')
+    if len(parts) == 1:
+        cfg[key] = value
+        return
     for part in parts[:-1]:
         if part not in node:
             raise KeyError(f'export: the template has no {key!r} '

@@ -7,6 +7,11 @@ import random
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 import torch
+from mmengine.dist import (
+    all_gather_object,
+    broadcast_object_list,
+    get_world_size,
+)
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
@@ -70,6 +75,7 @@ class SinglePathSamplerHook(Hook):
         self.table: Optional[CostTable] = None
         self.mutator: Optional[Mutator] = None
         self.over_budget = 0
+        self._checked = False
 
     def _model(self, runner):
         return getattr(runner.model, 'module', runner.model)
@@ -78,7 +84,10 @@ class SinglePathSamplerHook(Hook):
         model = self._model(runner)
         self.mutator = Mutator(model)
         if self.seed is None:
-            self.seed = runner.seed
+            # rank 0's: with randomness.diff_rank_seed the ranks' differ
+            seed = [runner.seed]
+            broadcast_object_list(seed)
+            self.seed = seed[0]
         self.probs = load_probs(self.probs_cfg)
         if self.max_macs is not None:
             self.table = build_cost_table(
@@ -119,7 +128,17 @@ class SinglePathSamplerHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        self.sample(runner.iter)
+        genotype = self.sample(runner.iter)
+        if self._checked or get_world_size() == 1:
+            return
+        paths = all_gather_object(genotype)
+        if any(p != paths[0] for p in paths):
+            raise RuntimeError(
+                f'SinglePathSamplerHook: the ranks drew different paths at '
+                f'iteration {runner.iter}: {paths}')
+        print_log(f'the same path on all {len(paths)} ranks',
+                  logger='current')
+        self._checked = True
 
     def after_train(self, runner) -> None:
         if self.over_budget:

@@ -293,7 +293,8 @@ class EvolutionSearchLoop(BaseLoop):
         if self.export:
             out = osp.join(work_dir, 'retrain_config.py')
             export_config(self.export['template'], out,
-                          {self.export['key']: genotype},
+                          {self.export['key']: genotype,
+                           'work_dir': osp.join(work_dir, 'retrain')},
                           header=f'genotype of {path}')
             print_log(f'retrain config written to {out}: python '
                       f'tools/train.py {out}', logger='current')
