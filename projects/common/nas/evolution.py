@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
 from typing import (
     Any,
@@ -38,6 +37,8 @@ from typing import (
     Sequence,
     Tuple,
 )
+
+from .io import atomic_write_text
 
 Genotype = Dict[str, str]
 
@@ -638,31 +639,14 @@ class EvolutionSearcher:
 
 
 def save_state(path: str, state: Mapping[str, Any]) -> None:
-    """Write a search state as JSON, atomically.
-
-    The JSON goes to a temporary file in the same folder, which then
-    replaces ``path``: a kill leaves either the old or the new file.
+    """Write a search state as JSON, atomically (:mod:`.io`): a kill leaves
+    either the old or the new file.
 
     Args:
         path (str): Destination file; its folder is created if missing.
         state (Mapping[str, Any]): E.g. :meth:`EvolutionSearcher.state_dict`.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Same folder, so that os.replace stays on one file system; the pid
-    # keeps two writers (e.g. two ranks) apart.
-    tmp = os.path.join(folder,
-                       f'.{os.path.basename(path)}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(state, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, json.dumps(state, indent=1))
 
 
 def load_state(path: str) -> Dict[str, Any]:

@@ -2,32 +2,18 @@
 """Export of a searched architecture: a genotype JSON and a plain config
 that trains the network from scratch through ``tools/train.py``."""
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Any, Dict, Optional
 
 from mmengine.config import Config
 
-
-def _atomic_write(path: str, text: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+from .io import atomic_write_text
 
 
 def save_json(path: str, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically (a kill leaves the old
     file or the new one, never half of one)."""
-    _atomic_write(path, json.dumps(data, indent=2) + '\n')
+    atomic_write_text(path, json.dumps(data, indent=2) + '\n')
 
 
 def save_genotype(path: str, genotype: Any, **meta: Any) -> None:
@@ -80,5 +66,5 @@ def export_config(template: str, out_path: str,
     lines = [f'# Exported by EVLab from {osp.relpath(template)}.']
     if header:
         lines += [f'# {line}' for line in header.splitlines()]
-    _atomic_write(out_path, '\n'.join(lines) + '\n' + text + '\n')
+    atomic_write_text(out_path, '\n'.join(lines) + '\n' + text + '\n')
     return out_path
