@@ -21,9 +21,11 @@ demo: $(READY)
 	@$(PY) tools/misc/make_toy_data.py --tasks det
 	@$(PY) tools/misc/demo.py
 
-## test: the whole test suite
+## test: the whole test suite, on TEST_WORKERS processes (pytest-xdist;
+## a test file stays on one worker, so its module fixtures are built once)
+TEST_WORKERS ?= 2
 test: $(READY)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The checks against public references (timm, mmseg, mmpretrain), all in
 # float64 (docs/cpu_kernels.md). test-parity reruns them with ATen's and

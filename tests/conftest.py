@@ -1,6 +1,7 @@
 # Copyright (c) EVLab contributors.
 """Shared fixtures: the repository root on sys.path, toy data, tool runs."""
 import atexit
+import fcntl
 import json
 import os
 import os.path as osp
@@ -34,8 +35,16 @@ def toy_data() -> str:
     finally:
         sys.path.pop(0)
     out = osp.join(ROOT, 'data')
-    for task in make_toy_data.TASKS:
-        make_toy_data.make(task, out)
+    os.makedirs(out, exist_ok=True)
+    # `make test` runs two pytest workers (pytest-xdist): one generates,
+    # the other waits for it instead of writing the same folders
+    with open(osp.join(out, '.toy_data.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for task in make_toy_data.TASKS:
+                make_toy_data.make(task, out)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return out
 
 

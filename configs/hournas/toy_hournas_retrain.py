@@ -13,7 +13,7 @@ model = dict(backbone=dict(
     genotype=['ir_k3_e6', 'ir_k3_e1', 'ir_k3_e6', 'ir_k3_e1', 'ir_k3_e6',
               'ir_k3_e1']))
 model_wrapper_cfg = None
-max_epochs = 15
+max_epochs = 10
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()

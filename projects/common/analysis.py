@@ -6,9 +6,10 @@ that runs the model's ``mode='tensor'`` path on that input.
 Used by ``tools/analysis_tools/get_flops.py``, ``benchmark.py``,
 ``tools/deployment/pytorch2onnx.py`` and ``tools/docs/count_complexity.py``.
 Works for the three hosts (mmpretrain, mmdet, mmseg); a distiller deploys
-its student, and its teacher is reported apart.
+its student, and its teacher is reported apart. :func:`last_validation`
+reads a run's last validation for the seed scripts of ``tools/misc``.
 """
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -247,3 +248,22 @@ def write_json(result: dict, path: Optional[str]) -> None:
     with open(path, 'w') as f:
         json.dump(result, f, indent=1)
     print(f'\nwrote {path}')
+
+
+def last_validation(work_dir: str,
+                    keys: Sequence[str]) -> Dict[str, float]:
+    """The metrics ``keys`` of the last validation of the newest run in
+    ``work_dir`` (its ``<timestamp>/vis_data/scalars.json``)."""
+    import glob
+    import json
+    import os.path as osp
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'no scalars.json under {work_dir!r}')
+    with open(files[-1]) as f:
+        rows = [json.loads(line) for line in f]
+    vals = [r for r in rows if keys[0] in r]
+    if not vals:
+        raise ValueError(f'{files[-1]!r} holds no {keys[0]} row')
+    return {k: float(vals[-1][k]) for k in keys}

@@ -15,7 +15,6 @@ Usage::
         --work-dir work_dirs/p2net_seeds --json p2net_seeds.json
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -32,19 +31,14 @@ CONFIGS = {
     'dpb': 'configs/p2net/toy_p2net_dpb.py',
 }
 KEYS = ('reid/mAP', 'reid/Rank-1')
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 
 def last_val(work_dir: str) -> Dict[str, float]:
     """The last validation row of a run's ``scalars.json``."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    if not files:
-        raise FileNotFoundError(f'no scalars.json under {work_dir!r}')
-    rows = [json.loads(line) for line in open(files[-1])]
-    vals = [r for r in rows if KEYS[0] in r]
-    if not vals:
-        raise ValueError(f'{files[-1]!r} holds no {KEYS[0]} row')
-    return {k: float(vals[-1][k]) for k in KEYS}
+    from projects.common.analysis import last_validation
+    return last_validation(work_dir, KEYS)
 
 
 def run(name: str, seed: int, work_root: str, extra: List[str]) -> str:

@@ -1,0 +1,302 @@
+#!/usr/bin/env python
+# Copyright (c) EVLab contributors.
+"""The HourNAS toy evidence: the searched net against random nets of the
+same MACs, and the vital-first search's cost against a one-stage search.
+
+Per seed, through ``tools/train.py`` (finished runs are reused):
+
+1. the HourNAS pipeline: stage 1 supernet, search, stage 2 supernet,
+   search (``configs/hournas/toy_hournas_*``), each stage's wall time;
+2. the one-stage baseline (``toy_hournas_onestage-*``, with
+   ``--one-stage``): one supernet over the whole space, then one search;
+3. retraining from scratch, with the same recipe
+   (``toy_hournas_retrain.py``): the HourNAS genotype, the one-stage
+   genotype, and ``--random`` genotypes drawn uniformly among those whose
+   MACs lie in HourNAS's band ``[0.9 B, B]``.
+
+It prints the table (val top-1 of the last validation; mean and spread
+over seeds), writes ``--json`` and plots accuracy against MACs
+(``--plot``). Seeded runs repeat on the same machine only, not across
+CPUs; wall times are only meaningful on a quiet machine.
+
+Usage::
+
+    python tools/misc/hournas_toy_seeds.py --seeds 0 1 2 --random 10 \\
+        --one-stage --json work_dirs/hournas_seeds.json \\
+        --plot projects/hournas/toy_acc_vs_macs.png
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import random
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+CFG = osp.join(ROOT, 'configs', 'hournas')
+TOP1 = 'accuracy/top1'
+#: Runs side by side (--jobs).
+JOBS = 1
+
+
+def last_val(work_dir: str) -> float:
+    """Top-1 of the last validation of a run."""
+    from projects.common.analysis import last_validation
+    return last_validation(work_dir, [TOP1])[TOP1]
+
+
+def train(config: str, work: str, options: List[str],
+          done: Optional[str] = None) -> float:
+    """Run ``tools/train.py`` unless ``done`` (a file of ``work``) exists;
+    the seconds it took (0 when reused)."""
+    if done and osp.isfile(osp.join(work, done)):
+        print(f'[hournas seeds] reused {work}', flush=True)
+        return 0.0
+    os.makedirs(work, exist_ok=True)
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+           '--work-dir', work, '--cfg-options', *options]
+    log = work.rstrip('/') + '.log'
+    print(f'[hournas seeds] {osp.relpath(work)} ...', flush=True)
+    t0 = time.time()
+    env = dict(os.environ)
+    if JOBS > 1:  # jobs side by side: one thread each
+        env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    with open(log, 'w') as f:
+        res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                             env=env)
+    if res.returncode:
+        raise SystemExit(f'{work} failed; see {log}')
+    seconds = time.time() - t0
+    print(f'[hournas seeds] done in {seconds:.0f} s', flush=True)
+    with open(osp.join(work, 'wall_time.json'), 'w') as f:
+        json.dump(dict(seconds=seconds), f)
+    return seconds
+
+
+def wall(work: str) -> float:
+    with open(osp.join(work, 'wall_time.json')) as f:
+        return json.load(f)['seconds']
+
+
+def pipeline(seed: int, root: str, one_stage: bool) -> Dict[str, dict]:
+    """Run the searches of one seed; their work dirs and wall times."""
+    s = f'randomness.seed={seed}'
+    d = {k: osp.join(root, k) for k in (
+        's1', 's1s', 's2', 's2s', 'os', 'oss')}
+    searcher = f'train_cfg.searcher.seed={seed}'
+    steps = [
+        ('s1', 'toy_hournas_stage1-supernet.py', [s], 'finished.json'),
+        ('s1s', 'toy_hournas_stage1-search.py',
+         [s, searcher, f'train_cfg.supernet_checkpoint={d["s1"]}'],
+         'best_genotype.json'),
+        ('s2', 'toy_hournas_stage2-supernet.py',
+         [s, f'model.backbone.fixed_vital={d["s1s"]}/best_genotype.json',
+          f'load_from={d["s1"]}'], 'finished.json'),
+        ('s2s', 'toy_hournas_stage2-search.py',
+         [s, searcher, f'model.backbone.fixed_vital={d["s1s"]}/'
+          'best_genotype.json', f'train_cfg.space_file={d["s2"]}/space.json',
+          f'train_cfg.supernet_checkpoint={d["s2"]}'], 'best_genotype.json'),
+    ]
+    if one_stage:
+        steps += [
+            ('os', 'toy_hournas_onestage-supernet.py', [s], 'finished.json'),
+            ('oss', 'toy_hournas_onestage-search.py',
+             [s, searcher, f'train_cfg.supernet_checkpoint={d["os"]}'],
+             'best_genotype.json'),
+        ]
+    out = {}
+    for key, config, options, done in steps:
+        train(osp.join(CFG, config), d[key], options, done)
+        out[key] = dict(work=d[key], seconds=wall(d[key]))
+    return out
+
+
+def band_genotypes(n: int, seed: int, low: float, high: float) -> List[list]:
+    """``n`` distinct genotypes drawn uniformly among those of the toy
+    space with MACs in ``[low, high]`` (rejection sampling)."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import projects.hournas  # noqa: F401
+    from projects.common.nas import build_cost_table
+    from projects.hournas.space import OPS
+    init_default_scope('mmpretrain')
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='HourNASSupernet', arch='toy', mode='full',
+                      search_vital=True, act_cfg=dict(type='ReLU')),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='DropoutLinearClsHead', num_classes=10,
+                  in_channels=128)))
+    table = build_cost_table(model, [torch.zeros(1, 3, 32, 32)])
+    rng = random.Random(f'random-nets-{seed}')
+    found: List[list] = []
+    while len(found) < n:
+        g = [rng.choice(OPS) for _ in table.ops]
+        macs = table.macs({str(i): op for i, op in enumerate(g)})
+        if low <= macs <= high and g not in found:
+            found.append(g)
+    return found
+
+
+def retrain(work: str, seed: int, genotype: Optional[list] = None,
+            config: Optional[str] = None) -> float:
+    config = config or osp.join(CFG, 'toy_hournas_retrain.py')
+    options = [f'randomness.seed={seed}']
+    if genotype is not None:
+        options.append('model.backbone.genotype=[' + ','.join(
+            f"'{op}'" for op in genotype) + ']')
+    train(config, work, options, 'finished.json')
+    return last_val(work)
+
+
+def mean_std(values: List[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.mean(values):.1f} ± {std:.1f}'
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (seed, r) in enumerate(sorted(results.items())):
+        colour = f'C{i}'
+        ax.scatter([x['macs'] / 1e6 for x in r['random']],
+                   [x['top1'] for x in r['random']], s=18, color=colour,
+                   alpha=0.5, label=f'random, seed {seed}')
+        ax.scatter([r['hournas']['macs'] / 1e6], [r['hournas']['top1']],
+                   marker='*', s=220, color=colour, edgecolor='k',
+                   label=f'HourNAS, seed {seed}')
+        if 'one_stage' in r:
+            ax.scatter([r['one_stage']['macs'] / 1e6],
+                       [r['one_stage']['top1']], marker='D', s=60,
+                       color=colour, edgecolor='k',
+                       label=f'one-stage, seed {seed}')
+    ax.set_xlabel('MACs (M, 32x32 input)')
+    ax.set_ylabel('val top-1 after retraining (%)')
+    ax.set_title('HourNAS on the toy classification set')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f'[hournas seeds] plot: {path}')
+
+
+def main(argv=None) -> None:
+    global JOBS
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--random', type=int, default=10,
+                        help='random genotypes per seed')
+    parser.add_argument('--one-stage', action='store_true',
+                        help='also run the one-stage baseline search')
+    parser.add_argument('--searches-only', action='store_true',
+                        help='run the searches, not the retrains')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs side by side, one thread each (their '
+                        'wall times are not a quiet machine\'s)')
+    parser.add_argument('--work-dir', default='work_dirs/hournas_seeds')
+    parser.add_argument('--json', help='write the figures to this file')
+    parser.add_argument('--plot', help='write the plot to this PNG')
+    args = parser.parse_args(argv)
+    JOBS = args.jobs
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(args.jobs)
+    roots = {seed: osp.join(args.work_dir, f'seed{seed}')
+             for seed in args.seeds}
+    runs = dict(zip(args.seeds, pool.map(
+        lambda seed: pipeline(seed, roots[seed], args.one_stage),
+        args.seeds)))
+    if args.searches_only:
+        return
+    jobs, results = [], {}
+    for seed in args.seeds:
+        root, run = roots[seed], runs[seed]
+        with open(osp.join(run['s2s']['work'], 'best_genotype.json')) as f:
+            best = json.load(f)
+        budget = best['budget']
+        r = results[seed] = dict(
+            cost={k: v['seconds'] for k, v in run.items()}, random=[])
+        r['hournas'] = dict(genotype=best['genotype'], macs=best['macs'],
+                            heldout=best['score'])
+        jobs.append((r['hournas'], osp.join(root, 'retrain_hournas'), seed,
+                     None, osp.join(run['s2s']['work'],
+                                    'retrain_config.py')))
+        if args.one_stage:
+            with open(osp.join(run['oss']['work'],
+                               'best_genotype.json')) as f:
+                one = json.load(f)
+            r['one_stage'] = dict(genotype=one['genotype'],
+                                  macs=one['macs'], heldout=one['score'])
+            jobs.append((r['one_stage'], osp.join(root, 'retrain_onestage'),
+                         seed, None, osp.join(run['oss']['work'],
+                                              'retrain_config.py')))
+        for j, g in enumerate(band_genotypes(args.random, seed,
+                                             0.9 * budget, budget)):
+            entry = dict(genotype=g, macs=_macs(g))
+            r['random'].append(entry)
+            jobs.append((entry, osp.join(root, f'retrain_random{j}'), seed,
+                         g, None))
+
+    def do(job) -> None:
+        entry, work, seed, genotype, config = job
+        entry['top1'] = retrain(work, seed, genotype, config)
+
+    list(pool.map(do, jobs))
+    _report(results, args)
+
+
+def _macs(genotype: list) -> int:
+    import torch
+    from mmpretrain.registry import MODELS
+
+    from projects.common.complexity import count_conv_linear_macs
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='HourNASNet', arch='toy', genotype=genotype,
+                      act_cfg=dict(type='ReLU')),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='DropoutLinearClsHead', num_classes=10,
+                  in_channels=128)))
+    return count_conv_linear_macs(model, [torch.zeros(1, 3, 32, 32)])
+
+
+def _report(results: dict, args) -> None:
+    seeds = sorted(results)
+    print('| seed | HourNAS top-1 | random mean ± std (n) | gap | one-stage '
+          'top-1 | HourNAS search s | one-stage search s |')
+    print('|---|---|---|---|---|---|---|')
+    gaps = []
+    for s in seeds:
+        r = results[s]
+        rand = [x['top1'] for x in r['random']]
+        gap = r['hournas']['top1'] - statistics.mean(rand)
+        gaps.append(gap)
+        cost = r['cost']
+        hn = sum(cost[k] for k in ('s1', 's1s', 's2', 's2s'))
+        one = r.get('one_stage', {}).get('top1')
+        os_cost = cost.get('os', 0) + cost.get('oss', 0)
+        print(f'| {s} | {r["hournas"]["top1"]:.1f} | {mean_std(rand)} '
+              f'({len(rand)}) | {gap:+.1f} | '
+              f'{"-" if one is None else f"{one:.1f}"} | {hn:.0f} | '
+              f'{os_cost:.0f} |')
+    print(f'gap over the random mean: {mean_std(gaps)}; ahead on every '
+          f'seed: {all(g > 0 for g in gaps)}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(results=results, gaps=gaps), f, indent=1)
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == '__main__':
+    main()
