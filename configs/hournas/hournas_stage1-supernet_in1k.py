@@ -67,3 +67,6 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
 custom_hooks = [dict(type='SinglePathSamplerHook', input_shape=input_shape)]
 auto_scale_lr = dict(base_batch_size=512)
+# a seed makes a search resumable to the same result (the calibration
+# batches are drawn again after a restart) and the supernets repeatable
+randomness = dict(seed=0)

@@ -16,12 +16,15 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_conv_linear_macs(model: nn.Module,
-                           inputs: Sequence[torch.Tensor]) -> int:
+                           inputs: Sequence[torch.Tensor],
+                           exclude: Optional[Callable[[nn.Module], bool]]
+                           = None) -> int:
     """Multiply-accumulates of every ``Conv2d`` and ``Linear`` call.
 
     This is the convention of the efficient-CNN papers' FLOPs columns (the
     SE convs and the classifier included; BN, activations, pooling and
-    additions excluded). ``model`` is run once in eval mode on ``inputs``.
+    additions excluded). ``model`` is run once in eval mode on ``inputs``;
+    layers for which ``exclude(layer)`` is true are not counted.
     """
     total = [0]
 
@@ -34,6 +37,8 @@ def count_conv_linear_macs(model: nn.Module,
 
     hooks = []
     for m in model.modules():
+        if exclude is not None and exclude(m):
+            continue
         if isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):

@@ -308,6 +308,7 @@ class HourNASSupernet(_HourNASBase):
                 raise ValueError(f'candidates are ir ops; use allow_skip '
                                  f'for skip, got {name!r}')
         self.mode, self.candidate_ops = mode, list(candidates)
+        self.allow_skip = allow_skip
         blocks = []
         for i in range(len(self.chain)):
             names = list(candidates)
@@ -319,9 +320,18 @@ class HourNASSupernet(_HourNASBase):
         for k, op in (fixed_choices or {}).items():
             self.blocks[int(k)].fix(op)
         if mode == 'vital_only':
+            if fixed_vital is not None or search_vital:
+                raise ValueError("fixed_vital and search_vital are options "
+                                 "of mode='full'")
             for i in range(len(self.chain)):
-                if i not in self.vital:
-                    self.blocks[i].fix('skip')
+                if i in self.vital:
+                    continue
+                if self.blocks[i].fixed not in (None, 'skip'):
+                    raise ValueError(
+                        f"mode='vital_only' skips the non-vital position "
+                        f'{i}; fixed_choices gives it '
+                        f'{self.blocks[i].fixed!r}')
+                self.blocks[i].fix('skip')
         elif not search_vital:
             if fixed_vital is None:
                 raise ValueError(
@@ -350,11 +360,14 @@ class HourNASSupernet(_HourNASBase):
 
 
 def subnet_state_dict(supernet_state: Dict[str, torch.Tensor],
-                      genotype: Sequence[str],
+                      genotype: Union[Sequence[str], Mapping[str, str]],
                       prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
-    """The weights of the standalone :class:`HourNASNet` of ``genotype``,
-    inherited from a supernet's state dict (keys of other candidates are
-    dropped, ``blocks.i.candidates.<op>.`` becomes ``blocks.i.``)."""
+    """The weights of the standalone :class:`HourNASNet` of ``genotype``
+    (a list, or a dict ``position -> op``), inherited from a supernet's
+    state dict (keys of other candidates are dropped,
+    ``blocks.i.candidates.<op>.`` becomes ``blocks.i.``)."""
+    if isinstance(genotype, Mapping):
+        genotype = genotype_list(genotype, len(genotype))
     out = {}
     marks = [f'{prefix}blocks.{i}.candidates.{op}.'
              for i, op in enumerate(genotype)]

@@ -57,8 +57,20 @@ def shrink(table: CostTable, mutator: Mutator, non_vital: Sequence[int],
         tuple: ``probs`` (alias -> op -> p, dropped ops absent) and the
         JSON record for ``space.json``.
     """
-    rest = budget - _vital_cost(table, mutator, non_vital)
+    free_vital = [k for k, b in mutator.blocks.items()
+                  if int(k) not in non_vital and b.fixed is None]
+    if free_vital:
+        raise ValueError(f'the space shrinker needs the vital blocks fixed '
+                         f'(stage 1\'s result); {free_vital} are free')
     aliases = [str(i) for i in non_vital]
+    base = _vital_cost(table, mutator, non_vital)
+    smallest = base + sum(min(table.ops[k][op]['macs'] for op in
+                              mutator.blocks[k].choices) for k in aliases)
+    if smallest > budget:
+        raise ValueError(
+            f'budget {budget:,} MACs is below the smallest network with '
+            f'these vital ops ({smallest:,} MACs)')
+    rest = budget - base
     fixed = [k for k in aliases if mutator.blocks[k].fixed is not None]
     if fixed:
         raise ValueError(f'the space shrinker needs free non-vital blocks; '
@@ -103,20 +115,23 @@ class HourNASPathSamplerHook(SinglePathSamplerHook):
         mutator = Mutator(model)
         table = build_cost_table(model, [torch.zeros(self.input_shape)],
                                  mutator)
-        record = [None]
+        # every rank shrinks (deterministic, on the CPU), so an error
+        # stops all of them; rank 0's result is the one used
+        _, record = shrink(table, mutator, _non_vital(model), self.budget,
+                           **self.shrink_cfg)
+        shared = [record]
+        broadcast_object_list(shared)
+        record = shared[0]
         if is_main_process():
-            _, record[0] = shrink(table, mutator, _non_vital(model),
-                                  self.budget, **self.shrink_cfg)
             path = osp.join(runner.work_dir, SPACE_FILE)
-            save_json(path, record[0])
-            f = record[0]['shrinker']['feasibility']
+            save_json(path, record)
+            f = record['shrinker']['feasibility']
             print_log(f'shrunk the non-vital space to the remaining '
-                      f'budget {record[0]["remaining_budget"]:,} MACs: '
+                      f'budget {record["remaining_budget"]:,} MACs: '
                       f'P(path fits) = {f:.3f}; dropped '
-                      f'{sum(map(len, record[0]["dropped"].values()))} '
+                      f'{sum(map(len, record["dropped"].values()))} '
                       f'ops; written to {path}', logger='current')
-        broadcast_object_list(record)  # the same space on every rank
-        self.probs_cfg = record[0]['probs']
+        self.probs_cfg = record['probs']
         super().before_train(runner)
 
 
@@ -146,14 +161,22 @@ class HourNASEvolutionLoop(EvolutionSearchLoop):
         self.stage, self.budget, self.low_ratio = stage, budget, low_ratio
 
     def macs_bounds(self, table: CostTable, mutator: Mutator):
+        low = int(self.low_ratio * self.budget)
         if self.stage == 2:
-            return int(self.low_ratio * self.budget), self.budget, 0
-        completion = 0
+            return low, self.budget, 0, 0
+        # stage 1: the non-vital blocks are skipped here; a vital choice is
+        # feasible when its cheapest completion fits B and its dearest one
+        # reaches stage 2's lower bound
+        backbone = getattr(self.model, 'backbone', self.model)
+        cheapest = dearest = 0
         for i in _non_vital(self.model):
             ops = [op for op in mutator.blocks[str(i)].choices
                    if op != 'skip']
-            completion += min(table.ops[str(i)][op]['macs'] for op in ops)
-        return None, self.budget, completion
+            costs = [table.ops[str(i)][op]['macs'] for op in ops]
+            cheapest += 0 if getattr(backbone, 'allow_skip', False) \
+                else min(costs)
+            dearest += max(costs)
+        return low, self.budget, cheapest, dearest
 
     def search_probs(self, mutator: Mutator) -> Optional[Dict]:
         if self.stage == 1 or self.probs_cfg is None:

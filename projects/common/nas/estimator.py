@@ -83,21 +83,24 @@ class CostTable:
                                   self.input_shapes.items()})
 
 
-def _op_macs(op: nn.Module, shape: Tuple[int, ...]) -> int:
+def _op_macs(op: nn.Module, shape: Tuple[int, ...],
+             like: torch.Tensor) -> int:
     analytic = getattr(op, 'analytic_macs', None)
     if analytic is not None:
         return int(analytic(shape))
-    return count_conv_linear_macs(op, [torch.zeros(shape)])
+    return count_conv_linear_macs(op, [like.new_zeros(shape)])
 
 
 def build_cost_table(model: nn.Module, inputs: Sequence[torch.Tensor],
                      mutator: Optional[Mutator] = None) -> CostTable:
     """Cost every candidate op of every choice block of ``model``.
 
-    ``model(*inputs)`` runs once (eval mode, current path, or the first
-    candidate of blocks that have none) to record each block's input
-    shape; the candidates of a block must all take that shape, as in a
-    chain of blocks with fixed widths. ``inputs`` should be a batch of one.
+    ``model(*inputs)`` runs once (eval mode; one-shot blocks run their
+    current op, or their first candidate if they have none) to record each
+    block's input shape and to count the layers outside all choice blocks;
+    the candidates of a block must all take that shape, as in a chain of
+    blocks with fixed widths. ``inputs`` should be a batch of one; they are
+    moved to the device and dtype of the model's parameters.
 
     Args:
         model (nn.Module): A model with choice blocks.
@@ -106,42 +109,44 @@ def build_cost_table(model: nn.Module, inputs: Sequence[torch.Tensor],
             new one.
     """
     mutator = mutator or Mutator(model)
+    param = next(model.parameters(), None)
+    if param is not None:
+        inputs = [x.to(param.device, param.dtype) for x in inputs]
+    like = inputs[0]
     before = {k: b._chosen for k, b in mutator.blocks.items()}
-    for b in mutator.blocks.values():
-        if b.chosen is None:
-            b.choose(b.choices[0])
     shapes: Dict[str, Tuple[int, ...]] = {}
 
     def record(alias):
         def hook(module, args, kwargs):
-            shapes.setdefault(alias, tuple(args[0].shape))
+            x = args[0] if args else next(iter(kwargs.values()))
+            shapes.setdefault(alias, tuple(x.shape))
         return hook
 
+    inside = {id(m) for b in mutator.blocks.values() for m in b.modules()}
     handles = [b.register_forward_pre_hook(record(k), with_kwargs=True)
                for k, b in mutator.blocks.items()]
     try:
-        total = count_conv_linear_macs(model, inputs)
+        for b in mutator.blocks.values():
+            if b.chosen is None:
+                b.choose(b.choices[0])
+        fixed_macs = count_conv_linear_macs(
+            model, inputs, exclude=lambda m: id(m) in inside)
     finally:
         for h in handles:
             h.remove()
+        for k, b in mutator.blocks.items():
+            b._chosen = before[k]
     missing = [k for k in mutator.blocks if k not in shapes]
     if missing:
         raise ValueError(f'choice blocks {missing} did not run in the '
                          f'forward used to cost the space')
     ops: Dict[str, Dict[str, Dict[str, int]]] = {}
-    chosen_macs = 0
     for k, b in mutator.blocks.items():
-        ops[k] = {}
-        for name, op in b.candidates.items():
-            macs = _op_macs(op, shapes[k])
-            ops[k][name] = dict(macs=macs, params=count_params(op))
-        chosen_macs += count_conv_linear_macs(b.candidates[b.chosen],
-                                              [torch.zeros(shapes[k])])
+        ops[k] = {name: dict(macs=_op_macs(op, shapes[k], like),
+                             params=count_params(op))
+                  for name, op in b.candidates.items()}
     in_blocks = {id(p) for b in mutator.blocks.values()
                  for p in b.parameters()}
     fixed_params = sum(p.numel() for p in model.parameters()
                        if id(p) not in in_blocks)
-    for k, b in mutator.blocks.items():
-        b._chosen = before[k]
-    return CostTable(total - chosen_macs, fixed_params, ops, shapes)
-
+    return CostTable(fixed_macs, fixed_params, ops, shapes)

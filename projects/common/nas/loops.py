@@ -11,6 +11,7 @@ uninterrupted search would have had. At the end the loop writes
 ``search_log.json``, ``best_genotype.json`` and, given a template, a
 retrain config.
 """
+import json
 import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -93,6 +94,7 @@ class EvolutionSearchLoop(BaseLoop):
         self.searcher_cfg = dict(searcher or {})
         self.export = export
         self._calib: List[dict] = []
+        self._bounds: tuple = (min_macs, max_macs, macs_offset, macs_offset)
 
     # mmengine's Runner.train reads these before run()
     @property
@@ -122,17 +124,23 @@ class EvolutionSearchLoop(BaseLoop):
         return load_probs(self.probs_cfg)
 
     def macs_bounds(self, table: CostTable, mutator: Mutator):
-        """``(min_macs, max_macs, offset)`` of the constraint."""
-        return self.min_macs, self.max_macs, self.macs_offset
+        """``(min_macs, max_macs, offset, low_offset)`` of the constraint:
+        a candidate of ``F`` MACs is feasible when ``F + offset <=
+        max_macs`` and ``F + low_offset >= min_macs`` (the offsets stand
+        for what the supernet does not contain yet, e.g. HourNAS stage 1's
+        cheapest and dearest completions)."""
+        return self.min_macs, self.max_macs, self.macs_offset, \
+            self.macs_offset
 
     def extra_results(self, genotype: Genotype) -> dict:
         """More entries for ``best_genotype.json``."""
         return {}
 
     # the search -------------------------------------------------------
-    def _load_supernet(self) -> None:
+    def _load_supernet(self) -> Optional[str]:
+        """Load the supernet's weights; the checkpoint file used."""
         if self.supernet_checkpoint is None:
-            return
+            return None
         from ..checkpoint import find_resume_checkpoint
         from ..distill import load_weights
         path = self.supernet_checkpoint
@@ -144,14 +152,17 @@ class EvolutionSearchLoop(BaseLoop):
                     f'the supernet first')
             path = found
         load_weights(self.model, path, strict=True, what='supernet')
+        return osp.abspath(path)
 
     def _feasibility(self, table: CostTable, mutator: Mutator,
                      space: Dict[str, List[str]]
                      ) -> Callable[[Genotype], bool]:
-        low, high, offset = self.macs_bounds(table, mutator)
+        low, high, offset, low_offset = self.macs_bounds(table, mutator)
         fixed = mutator.fixed()
+        # fixed blocks count with their op, free ones over their space
+        space = {**mutator.full_space(), **space}
         smallest = table.extreme_macs(space) + offset
-        largest = table.extreme_macs(space, largest=True) + offset
+        largest = table.extreme_macs(space, largest=True) + low_offset
         if high is not None and smallest > high:
             raise ValueError(
                 f'search budget max_macs={high:,} is below the smallest '
@@ -160,12 +171,12 @@ class EvolutionSearchLoop(BaseLoop):
             raise ValueError(
                 f'search bound min_macs={low:,} is above the largest '
                 f'network of the space ({largest:,} MACs)')
-        self._bounds = (low, high, offset)
+        self._bounds = (low, high, offset, low_offset)
 
         def feasible(genotype: Genotype) -> bool:
-            macs = table.macs({**fixed, **genotype}) + offset
-            return (high is None or macs <= high) and (
-                low is None or macs >= low)
+            macs = table.macs({**fixed, **genotype})
+            return (high is None or macs + offset <= high) and (
+                low is None or macs + low_offset >= low)
         return feasible
 
     def _calibration_batches(self) -> List[dict]:
@@ -182,11 +193,14 @@ class EvolutionSearchLoop(BaseLoop):
             model, self._calibration_batches(),
             lambda b: model(**model.data_preprocessor(b, False),
                             mode='tensor'))
-        if get_world_size() > 1:  # ranks saw other batches: average them
+        if get_world_size() > 1:  # ranks saw other batches: pool them
             for m in model.modules():
                 if isinstance(m, _BatchNorm) and m.running_mean is not None:
+                    # E[x] and E[x^2] over the ranks (equal batch counts)
+                    second = m.running_var + m.running_mean ** 2
                     all_reduce(m.running_mean, 'mean')
-                    all_reduce(m.running_var, 'mean')
+                    all_reduce(second, 'mean')
+                    m.running_var.copy_(second - m.running_mean ** 2)
 
     def score(self, mutator: Mutator, genotype: Genotype) -> float:
         """Held-out score of ``genotype`` after BN recalibration."""
@@ -206,7 +220,7 @@ class EvolutionSearchLoop(BaseLoop):
 
     def run(self):
         runner = self.runner
-        self._load_supernet()
+        checkpoint = self._load_supernet()
         self.evaluator.dataset_meta = getattr(
             self.eval_dataloader.dataset, 'metainfo', None)
         model = self.model
@@ -216,9 +230,26 @@ class EvolutionSearchLoop(BaseLoop):
         probs = self.search_probs(mutator)
         space = dict(mutator.search_space())
         for k, dist in (probs or {}).items():
+            if k not in mutator.blocks:
+                raise ValueError(f'search probabilities name the choice '
+                                 f'block {k!r}; the model has '
+                                 f'{list(mutator.blocks)}')
+            unknown = [op for op in dist if op not in
+                       mutator.blocks[k].candidates]
+            if unknown:
+                raise ValueError(f'search probabilities of block {k!r} name '
+                                 f'ops it lacks: {unknown}')
             if k in space:
                 space[k] = [op for op in space[k] if dist.get(op, 0) > 0]
         feasible = self._feasibility(table, mutator, space)
+        # what the scores depend on besides the space: a state saved under
+        # other conditions cannot be continued
+        context = dict(
+            fixed=mutator.fixed(), bounds=list(self._bounds),
+            score_key=self.score_key, calib_batches=self.calib_batches,
+            seed=runner.seed, heldout=len(self.eval_dataloader.dataset),
+            supernet=None if checkpoint is None else
+            [checkpoint, osp.getsize(checkpoint)])
         searcher = EvolutionSearcher(
             mutator.search_space(), is_feasible=feasible,
             sample_probs={k: v for k, v in (probs or {}).items()
@@ -227,7 +258,17 @@ class EvolutionSearchLoop(BaseLoop):
         state_path = osp.join(runner.work_dir, STATE_FILE)
         if osp.isfile(state_path):
             try:
-                searcher.load_state_dict(load_state(state_path))
+                state = load_state(state_path)
+                saved = state.pop('loop', None)
+                if saved is not None and saved != json.loads(
+                        json.dumps(context)):
+                    differ = sorted(k for k in context
+                                    if saved.get(k) != json.loads(
+                                        json.dumps(context[k])))
+                    raise ValueError(
+                        f'it was run with other {", ".join(differ)} '
+                        f'(saved {[saved.get(k) for k in differ]})')
+                searcher.load_state_dict(state)
             except ValueError as e:
                 raise ValueError(
                     f'{state_path}: cannot resume this search: {e}. Use '
@@ -256,7 +297,7 @@ class EvolutionSearchLoop(BaseLoop):
                       f'{self.score_key} {value:.2f} at {macs / 1e6:.2f} M '
                       f'MACs', logger='current')
             if is_main_process():
-                save_state(state_path, s.state_dict())
+                save_state(state_path, dict(s.state_dict(), loop=context))
 
         best, value = searcher.run(fitness, on_generation)
         full = {**fixed, **best}

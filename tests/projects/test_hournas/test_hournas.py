@@ -300,3 +300,58 @@ def test_genotype_json_round_trip(tmp_path):
     net = _classifier(dict(type='HourNASNet', genotype=path))
     assert net.backbone.genotype == list(HOURNAS_F) == data['genotype']
     assert json.load(open(path))['macs'] == 382885984
+
+
+def test_cost_table_of_differentiable_blocks_counts_one_op_each():
+    """A differentiable block runs every candidate in its forward; the
+    table still costs the network of one op per block."""
+    from projects.common.nas import DifferentiableChoice
+
+    def conv(k):
+        return torch.nn.Conv2d(4, 4, k, padding=k // 2)
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        DifferentiableChoice({'c3': conv(3), 'c5': conv(5)}, alias='a'),
+        torch.nn.Conv2d(4, 2, 1))
+    x = torch.zeros(1, 3, 8, 8)
+    table = build_cost_table(model, [x])
+    for op, k in (('c3', 3), ('c5', 5)):
+        plain = torch.nn.Sequential(model[0], conv(k), model[2])
+        assert table.macs({'a': op}) == count_conv_linear_macs(plain, [x])
+        assert table.params({'a': op}) == count_params(plain)
+
+
+def test_vital_only_mode_refuses_options_it_would_ignore():
+    with pytest.raises(ValueError, match="options of mode='full'"):
+        _classifier(dict(type='HourNASSupernet', arch='toy',
+                         fixed_vital={'0': 'ir_k3_e1'}), 10, 128)
+    with pytest.raises(ValueError, match='non-vital position 1'):
+        _classifier(dict(type='HourNASSupernet', arch='toy',
+                         fixed_choices={1: 'ir_k3_e1'}), 10, 128)
+
+
+def test_shrinker_step_checks_the_budget_and_the_vital_ops():
+    from projects.hournas.search import shrink
+    vital = {'0': 'ir_k5_e6', '2': 'ir_k5_e6', '4': 'ir_k5_e6'}
+    supernet = _classifier(dict(type='HourNASSupernet', arch='toy',
+                                mode='full', fixed_vital=vital,
+                                act_cfg=dict(type='ReLU')), 10, 128)
+    mutator = Mutator(supernet)
+    table = build_cost_table(supernet, [torch.zeros(1, 3, 32, 32)])
+    smallest = table.macs({**vital, '1': 'ir_k3_e1', '3': 'ir_k3_e1',
+                           '5': 'ir_k3_e1'})
+    with pytest.raises(ValueError, match=f'smallest network with these '
+                       f'vital ops \\({smallest:,} MACs\\)'):
+        shrink(table, mutator, [1, 3, 5], smallest - 1)
+    probs, record = shrink(table, mutator, [1, 3, 5], 2_850_000, steps=200)
+    assert sorted(probs) == ['1', '3', '5']
+    assert record['remaining_budget'] == 2_850_000 - (
+        table.fixed_macs + sum(table.ops[k][op]['macs']
+                               for k, op in vital.items()))
+    free = _classifier(dict(type='HourNASSupernet', arch='toy', mode='full',
+                            search_vital=True, act_cfg=dict(type='ReLU')),
+                       10, 128)
+    with pytest.raises(ValueError, match='vital blocks fixed'):
+        shrink(build_cost_table(free, [torch.zeros(1, 3, 32, 32)]),
+               Mutator(free), [1, 3, 5], 2_850_000)
