@@ -5,7 +5,7 @@
 # toy_hournas_onestage-search.py. Figures: projects/hournas/README.md.
 _base_ = ['./toy_hournas_stage1-supernet.py']
 model = dict(backbone=dict(mode='full', search_vital=True))
-max_epochs = 20
+max_epochs = 60
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,

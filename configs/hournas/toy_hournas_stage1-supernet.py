@@ -9,7 +9,7 @@ val_evaluator = None
 test_dataloader = None
 test_cfg = None
 test_evaluator = None
-max_epochs = 10
+max_epochs = 30
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
