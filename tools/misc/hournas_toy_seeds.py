@@ -272,28 +272,35 @@ def _macs(genotype: list) -> int:
 
 def _report(results: dict, args) -> None:
     seeds = sorted(results)
-    print('| seed | HourNAS top-1 | random mean ± std (n) | gap | one-stage '
-          'top-1 | HourNAS search s | one-stage search s |')
+    print('| seed | HourNAS top-1 | random mean ± std (n) | gap (in SE of '
+          'the random mean) | one-stage top-1 | HourNAS search s | '
+          'one-stage search s |')
     print('|---|---|---|---|---|---|---|')
-    gaps = []
+    gaps, margins = [], []
     for s in seeds:
         r = results[s]
         rand = [x['top1'] for x in r['random']]
         gap = r['hournas']['top1'] - statistics.mean(rand)
+        # the spread of the random nets' mean: its standard error
+        sem = statistics.stdev(rand) / len(rand) ** 0.5 if len(rand) > 1 \
+            else float('inf')
         gaps.append(gap)
+        margins.append(gap / sem)
         cost = r['cost']
         hn = sum(cost[k] for k in ('s1', 's1s', 's2', 's2s'))
         one = r.get('one_stage', {}).get('top1')
         os_cost = cost.get('os', 0) + cost.get('oss', 0)
         print(f'| {s} | {r["hournas"]["top1"]:.1f} | {mean_std(rand)} '
-              f'({len(rand)}) | {gap:+.1f} | '
+              f'({len(rand)}) | {gap:+.1f} ({gap / sem:+.1f} SE) | '
               f'{"-" if one is None else f"{one:.1f}"} | {hn:.0f} | '
               f'{os_cost:.0f} |')
-    print(f'gap over the random mean: {mean_std(gaps)}; ahead on every '
-          f'seed: {all(g > 0 for g in gaps)}')
+    print(f'gap over the random mean: {mean_std(gaps)} over '
+          f'{len(gaps)} seed(s); ahead by more than the standard error of '
+          f'the random mean on every seed: {all(m > 1 for m in margins)}')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(results=results, gaps=gaps), f, indent=1)
+            json.dump(dict(results=results, gaps=gaps, margins=margins), f,
+                      indent=1)
     if args.plot:
         plot(results, args.plot)
 
