@@ -193,7 +193,7 @@ def test_tree_passes_and_pages_hold_the_figures(tree):
     assert readme.endswith('<!-- model-zoo:papers-table:end -->\n\n'
                            '## Tests\n')  # text outside the block kept
     # the planned projects of the taxonomy are listed as planned
-    assert '| `patch_slim` |' in readme and '| planned |' in readme
+    assert '| `hit_detector` |' in readme and '| planned |' in readme
     page = (tree / 'docs' / 'my_net.md').read_text()
     assert 'top-1 50.0 ± 1.5 (3 seeds) | measured-here-toy |' in page
     # regenerating changes nothing
@@ -276,7 +276,7 @@ def test_page_off_the_template_fails(tree):
 
 def test_landed_planned_project_fails(tree):
     tax = yaml.safe_load((tree / zoo.TAXONOMY).read_text())
-    tax['planned']['my_net'] = tax['planned']['patch_slim']
+    tax['planned']['my_net'] = tax['planned']['hit_detector']
     (tree / zoo.TAXONOMY).write_text(yaml.safe_dump(tax))
     assert any("project 'my_net' has landed" in p
                for p in zoo.check(str(tree)))
