@@ -19,7 +19,7 @@ token, is always kept. Two equivalent forward paths:
   dropped tokens are masked with ``-inf`` and dropped rows stop changing.
   On the kept rows it gives what ``'gather'`` gives (tested).
 """
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -206,20 +206,7 @@ class PatchSlimViT(VisionTransformer):
     # ---- forward ----------------------------------------------------------
 
     def forward(self, x: Tensor):
-        B = x.shape[0]
-        x, patch_resolution = self.patch_embed(x)
-        if tuple(patch_resolution) != tuple(self.patch_resolution) and \
-                self.is_pruned:
-            raise EVLabError(
-                f'the keep lists are for a {self.patch_resolution} patch '
-                f'grid; the input gives {tuple(patch_resolution)}')
-        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        x = x + resize_pos_embed(
-            self.pos_embed, self.patch_resolution, patch_resolution,
-            mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens)
-        x = self.drop_after_pos(x)
-        x = self.pre_norm(x)
+        x, patch_resolution = self.embed(x)
         masked = self.forward_mode == 'masked' and self.is_pruned
         outs = []
         prev = None
@@ -237,12 +224,14 @@ class PatchSlimViT(VisionTransformer):
 
     @staticmethod
     def _attention(attn, h_q: Tensor, h_kv: Tensor,
-                   key_mask: Optional[Tensor] = None) -> Tensor:
+                   key_mask: Optional[Tensor] = None,
+                   return_maps: bool = False):
         """mmpretrain's ``MultiheadAttention`` with the queries of
         ``h_q`` (B, Nq, C) and the keys/values of ``h_kv`` (B, Nk, C):
         the fused ``qkv`` weight is sliced (rows [0:C] q, [C:2C] k, [2C:3C]
         v), so the checkpoint is used as is. ``key_mask`` (Nk,) bool drops
-        the keys that are False."""
+        the keys that are False. ``return_maps``: compute the softmax
+        eagerly and also return it, ``(B, heads, Nq, Nk)``."""
         B, Nq, C = h_q.shape
         Nk = h_kv.shape[1]
         heads, hd = attn.num_heads, attn.head_dims
@@ -257,11 +246,20 @@ class PatchSlimViT(VisionTransformer):
             mask = torch.zeros(1, Nk, dtype=q.dtype, device=q.device)
             mask = mask.masked_fill(~key_mask[None], float('-inf'))
         drop = attn.attn_drop if attn.training else 0.
-        out = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask,
-                                             dropout_p=drop)
+        maps = None
+        if return_maps:
+            logits = q @ kv[0].transpose(-2, -1) * hd ** -0.5
+            if mask is not None:
+                logits = logits + mask
+            maps = logits.softmax(dim=-1)  # (B, heads, Nq, Nk)
+            out = F.dropout(maps, drop, attn.training) @ kv[1]
+        else:
+            out = F.scaled_dot_product_attention(
+                q, kv[0], kv[1], attn_mask=mask, dropout_p=drop)
         out = out.transpose(1, 2).reshape(B, Nq, C)
         out = attn.proj(out)
-        return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+        out = attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+        return (out, maps) if return_maps else out
 
     def _gather_block(self, layer, x: Tensor,
                       rel: Optional[Tensor]) -> Tensor:
@@ -273,9 +271,54 @@ class PatchSlimViT(VisionTransformer):
         return layer.ffn(layer.ln2(x), identity=x)
 
     def _masked_block(self, layer, x: Tensor, present: Optional[Tensor],
-                      keep: Tensor) -> Tensor:
+                      keep: Tensor, record: Optional[dict] = None
+                      ) -> Tensor:
         h = layer.ln1(x)
-        y = x + self._attention(layer.attn, h, h, present)
+        if record is None:
+            y = x + self._attention(layer.attn, h, h, present)
+        else:
+            a, maps = self._attention(layer.attn, h, h, present,
+                                      return_maps=True)
+            record['maps'].append(maps)
+            record['inputs'].append(h)
+            y = x + a
         y = layer.ffn(layer.ln2(y), identity=y)
         # dropped rows stop changing (their values are never read again)
         return torch.where(keep[None, :, None], y, x)
+
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Tokens entering block 0 (patches, class token, positions),
+        ``(B, N, C)``, and the patch grid."""
+        B = x.shape[0]
+        x, patch_resolution = self.patch_embed(x)
+        if tuple(patch_resolution) != tuple(self.patch_resolution) and \
+                self.is_pruned:
+            raise EVLabError(
+                f'the keep lists are for a {self.patch_resolution} patch '
+                f'grid; the input gives {tuple(patch_resolution)}')
+        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            self.pos_embed, self.patch_resolution, patch_resolution,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        return self.pre_norm(self.drop_after_pos(x)), patch_resolution
+
+    def forward_blocks(self, x: Tensor, start: int = 0,
+                       mask: Optional[Tensor] = None,
+                       record: Optional[dict] = None) -> Tensor:
+        """Run blocks ``start..L-1`` on the full token set ``x`` (B, N, C)
+        with the masked-dense path and keep mask ``mask`` (default: the
+        model's); the final class feature ``(B, C)`` after the last norm.
+        Blocks before ``start`` are taken to keep every token (the search
+        scores and prunes block ``start`` with them dense).
+        ``record=dict(maps=[], inputs=[])`` collects each block's attention
+        maps and attention input (eager attention)."""
+        mask = self.keep_mask if mask is None else mask
+        present = None
+        for i in range(start, len(self.layers)):
+            x = self._masked_block(self.layers[i], x, present, mask[i],
+                                   record)
+            present = mask[i]
+        if self.final_norm:
+            x = self.ln1(x)
+        return x[:, 0]
