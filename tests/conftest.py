@@ -29,6 +29,7 @@ if ROOT not in sys.path:
 SLOW_FIRST = (
     'tests/tools/test_bad_inputs.py',
     'tests/projects/test_hournas/test_toy_search.py',
+    'tests/projects/test_patch_slim/test_toy_search.py',
     'tests/tools/test_train_test_tools.py',
     'tests/projects/test_defeat/test_toy_train.py',
     'tests/tools/test_resume.py',

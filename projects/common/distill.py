@@ -403,6 +403,22 @@ class BaseDistiller(BaseModel):
         return self.student.state_dict()
 
 
+def soft_target_kd(student_logits: torch.Tensor,
+                   teacher_logits: torch.Tensor,
+                   tau: float = 1.0) -> torch.Tensor:
+    """Hinton's soft-target loss ``T^2 KL(softmax(z_t/T) || softmax(z_s/T))``
+    summed over classes and averaged over the batch, in float32 (outside
+    autocast)."""
+    import torch.nn.functional as F
+    with torch.autocast(device_type=student_logits.device.type,
+                        enabled=False):
+        log_ps = F.log_softmax(student_logits.float() / tau, dim=1)
+        log_pt = F.log_softmax(teacher_logits.float() / tau, dim=1)
+        kl = F.kl_div(log_ps, log_pt, reduction='batchmean',
+                      log_target=True)
+    return tau * tau * kl
+
+
 def student_checkpoint(checkpoint: dict, prefix: str = 'student.') -> dict:
     """A distiller checkpoint reduced to its student.
 

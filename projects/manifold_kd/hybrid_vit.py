@@ -15,64 +15,10 @@ from the trained toy ResNet-18 (the ViT paper's hybrids start from a
 trained ResNet too) it reaches 65% in 8 epochs. The manifold loss reads
 the encoder's block outputs exactly as it reads DeiT's.
 """
-from typing import Optional, Tuple
-
-import torch
-import torch.nn as nn
-from mmengine.model import BaseModule
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
-from torch import Tensor
 
-
-class CNNPatchEmbed(BaseModule):
-    """CNN -> 1x1 conv -> tokens: (B, 3, H, W) -> (B, h*w, embed_dims).
-
-    Args:
-        backbone (dict): Config of an mmpretrain CNN (e.g. ``ResNet`` with
-            ``num_stages=3``); its last output is used.
-        embed_dims (int): Token width.
-        in_channels (int): Image channels.
-        img_size (tuple): Training input size, to check the stride.
-        patch_size (int): Stride the CNN must have (one token per
-            ``patch_size`` x ``patch_size`` pixels).
-        init_cfg (dict, optional): Initialisation. Defaults to None.
-    """
-
-    def __init__(self,
-                 backbone: dict,
-                 embed_dims: int,
-                 in_channels: int,
-                 img_size: Tuple[int, int],
-                 patch_size: int,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        was_training = self.backbone.training
-        self.backbone.eval()  # no BN statistics from the probe
-        with torch.no_grad():
-            probe = self._last(self.backbone(
-                torch.zeros(1, in_channels, *img_size)))
-        self.backbone.train(was_training)
-        h, w = probe.shape[2:]
-        expected = (img_size[0] // patch_size, img_size[1] // patch_size)
-        if (h, w) != expected:
-            raise ValueError(
-                f'the CNN embedding {backbone.get("type")} maps a '
-                f'{tuple(img_size)} input to a {h}x{w} grid, but '
-                f'patch_size={patch_size} needs {expected[0]}x{expected[1]}: '
-                f'set patch_size to the CNN\'s total stride')
-        self.feat_channels = probe.shape[1]
-        self.projection = nn.Conv2d(self.feat_channels, embed_dims, 1)
-        self.init_out_size = expected
-
-    @staticmethod
-    def _last(out) -> Tensor:
-        return out[-1] if isinstance(out, (tuple, list)) else out
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        x = self.projection(self._last(self.backbone(x)))
-        return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
+from ..common.cnn_embed import CNNPatchEmbed
 
 
 @MODELS.register_module()

@@ -21,6 +21,8 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..common.distill import soft_target_kd
+
 SkipTokens = Union[int, str]
 
 
@@ -444,10 +446,5 @@ class SoftTargetKDLoss(nn.Module):
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor
                 ) -> Tensor:
-        with torch.autocast(device_type=student_logits.device.type,
-                            enabled=False):
-            log_ps = F.log_softmax(student_logits.float() / self.tau, dim=1)
-            log_pt = F.log_softmax(teacher_logits.float() / self.tau, dim=1)
-            kl = F.kl_div(log_ps, log_pt, reduction='batchmean',
-                          log_target=True)
-        return self.loss_weight * self.tau * self.tau * kl
+        return self.loss_weight * soft_target_kd(student_logits,
+                                                 teacher_logits, self.tau)

@@ -83,10 +83,11 @@ def token_scores(maps: Sequence[Tensor], inputs: Sequence[Tensor],
         a2 = torch.diagonal(w, dim1=1, dim2=2)  # (B, N)
         u2 = (maps[layer] @ z[:, None]).square().sum(-1).sum(1)  # (B, N)
         return a2 * u2
-    p_bar = [m.mean(dim=1) for m in maps]  # (B, N, N) each
+    # (B, N, N) each; blocks before `layer` are not needed (may be None)
+    p_bar = [None if m is None else m.mean(dim=1) for m in maps]
     if mode == 'rollout_residual':
         eye = torch.eye(N, dtype=dtype, device=e0.device)
-        p_bar = [0.5 * p + 0.5 * eye for p in p_bar]
+        p_bar = [None if p is None else 0.5 * p + 0.5 * eye for p in p_bar]
     v = e0[:, None, :]  # (B, 1, N)
     for j in range(num_layers - 1, layer, -1):
         v = (v * mask[j]) @ p_bar[j]

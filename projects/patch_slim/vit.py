@@ -28,6 +28,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..common.cnn_embed import CNNPatchEmbed
 from ..common.errors import EVLabError
 
 KeepLike = Union[None, str, Sequence[Sequence[int]], Tensor]
@@ -99,12 +100,25 @@ class PatchSlimViT(VisionTransformer):
             ``keep_mask`` buffer and overrides this on loading.
         forward_mode (str): ``'gather'`` or ``'masked'`` (see the module
             docstring). Defaults to ``'gather'``.
+        cnn (dict, optional): A CNN as the patch embedding (the hybrid ViT,
+            :class:`~projects.common.cnn_embed.CNNPatchEmbed`), whose total
+            stride must be ``patch_size``. Defaults to None (the linear
+            patch embedding).
         **kwargs: ``VisionTransformer``'s arguments.
     """
 
     def __init__(self, *args, keep_indices: KeepLike = None,
-                 forward_mode: str = 'gather', **kwargs) -> None:
+                 forward_mode: str = 'gather', cnn: Optional[dict] = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        #: (H, W) of the training input
+        self.input_size = tuple(self.patch_embed.init_input_size)
+        if cnn is not None:
+            self.patch_embed = CNNPatchEmbed(
+                cnn, embed_dims=self.embed_dims,
+                in_channels=kwargs.get('in_channels', 3),
+                img_size=self.input_size,
+                patch_size=kwargs.get('patch_size', 16))
         if self.cls_token is None:
             raise EVLabError('PatchSlimViT needs the class token '
                              '(with_cls_token=True)')
