@@ -41,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
-from mmengine.runner import BaseLoop
 from mmpretrain.registry import LOOPS
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from ..common.errors import EVLabError
+from ..common.loops import TrainedModelLoop
 from ..common.nas.io import atomic_write_text
 from .flops import vit_macs
 from .io import save_keep_indices
@@ -58,7 +58,7 @@ WEIGHTS_FILE = 'search_weights.pth'
 
 
 @LOOPS.register_module()
-class PatchSlimSearchLoop(BaseLoop):
+class PatchSlimSearchLoop(TrainedModelLoop):
     """Patch Slimming's search of the tokens each block keeps.
 
     Args:
@@ -128,28 +128,6 @@ class PatchSlimSearchLoop(BaseLoop):
         self.bisect_steps = bisect_steps
         self.seed = seed
 
-    # mmengine's Runner.train reads these before run()
-    @property
-    def iter(self) -> int:
-        return 0
-
-    @property
-    def max_iters(self) -> int:
-        return 0
-
-    @property
-    def epoch(self) -> int:
-        return 0
-
-    @property
-    def max_epochs(self) -> int:
-        return 0
-
-    @property
-    def model(self):
-        m = self.runner.model
-        return getattr(m, 'module', m)
-
     # ---- set-up -----------------------------------------------------------
 
     def _backbone(self) -> PatchSlimViT:
@@ -159,21 +137,6 @@ class PatchSlimSearchLoop(BaseLoop):
                              f'backbone is a PatchSlimViT, got '
                              f'{type(backbone).__name__}')
         return backbone
-
-    def _load_dense(self) -> Optional[str]:
-        if self.dense_checkpoint is None:
-            return None
-        from ..common.checkpoint import find_resume_checkpoint
-        from ..common.distill import load_weights
-        path = self.dense_checkpoint
-        if osp.isdir(path):
-            found = find_resume_checkpoint(path)
-            if found is None:
-                raise EVLabError(f'dense_checkpoint: no checkpoint in '
-                                 f'{path!r}; train the dense model first')
-            path = found
-        load_weights(self.model, path, strict=True, what='dense model')
-        return osp.abspath(path)
 
     def _subsets(self, seed: int) -> Tuple[List[int], List[int]]:
         n = len(self.dataloader.dataset)
@@ -340,7 +303,7 @@ class PatchSlimSearchLoop(BaseLoop):
 
     def run(self):
         runner = self.runner
-        checkpoint = self._load_dense()
+        checkpoint = self.load_trained(self.dense_checkpoint, 'dense model')
         backbone, model = self._backbone(), self.model
         backbone.set_keep([list(range(backbone.num_tokens))] *
                           len(backbone.layers))

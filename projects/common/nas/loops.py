@@ -20,9 +20,9 @@ import torch
 from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import LOOPS
-from mmengine.runner import BaseLoop
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..loops import TrainedModelLoop
 from .bn import recalibrate_bn
 from .estimator import CostTable, build_cost_table
 from .evolution import EvolutionSearcher, load_state, save_state
@@ -34,7 +34,7 @@ STATE_FILE = 'search_state.json'
 
 
 @LOOPS.register_module()
-class EvolutionSearchLoop(BaseLoop):
+class EvolutionSearchLoop(TrainedModelLoop):
     """Evolution search of a supernet's choices under a MACs budget.
 
     Args:
@@ -96,28 +96,6 @@ class EvolutionSearchLoop(BaseLoop):
         self._calib: List[dict] = []
         self._bounds: tuple = (min_macs, max_macs, macs_offset, macs_offset)
 
-    # mmengine's Runner.train reads these before run()
-    @property
-    def iter(self) -> int:
-        return 0
-
-    @property
-    def max_iters(self) -> int:
-        return 0
-
-    @property
-    def epoch(self) -> int:
-        return 0
-
-    @property
-    def max_epochs(self) -> int:
-        return 0
-
-    @property
-    def model(self):
-        m = self.runner.model
-        return getattr(m, 'module', m)
-
     # what a subclass may refine ---------------------------------------
     def search_probs(self, mutator: Mutator) -> Optional[Dict]:
         """Sampling probabilities of the search (None: uniform)."""
@@ -139,20 +117,7 @@ class EvolutionSearchLoop(BaseLoop):
     # the search -------------------------------------------------------
     def _load_supernet(self) -> Optional[str]:
         """Load the supernet's weights; the checkpoint file used."""
-        if self.supernet_checkpoint is None:
-            return None
-        from ..checkpoint import find_resume_checkpoint
-        from ..distill import load_weights
-        path = self.supernet_checkpoint
-        if osp.isdir(path):  # a supernet's work dir: its newest checkpoint
-            found = find_resume_checkpoint(path)
-            if found is None:
-                raise FileNotFoundError(
-                    f'supernet_checkpoint: no checkpoint in {path!r}; train '
-                    f'the supernet first')
-            path = found
-        load_weights(self.model, path, strict=True, what='supernet')
-        return osp.abspath(path)
+        return self.load_trained(self.supernet_checkpoint, 'supernet')
 
     def _feasibility(self, table: CostTable, mutator: Mutator,
                      space: Dict[str, List[str]]
