@@ -31,6 +31,4 @@ model = dict(
         in_channels=192,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
     data_preprocessor={{_base_.data_preprocessor}})
-train_dataloader = None
-train_cfg = None
-optim_wrapper = None
+# for tools/test.py; the search and the fine-tune configs build on it
