@@ -45,9 +45,22 @@ def vit_macs(tokens: Sequence[int], dims: int, hidden: int,
 
 def model_macs(backbone, num_classes: int = 0) -> Dict[str, int]:
     """:func:`vit_macs` of a :class:`~.vit.PatchSlimViT` with its keep
-    lists (the MLP width read from its first block)."""
+    lists, or with its token merging (``tome_r``; blocks from
+    :func:`~.tome.tome_block_macs`). The MLP width is read from its first
+    block; a linear patch embedding is assumed."""
     fc = backbone.layers[0].ffn.layers[0][0]
     patch = backbone.patch_embed.projection
-    return vit_macs(backbone.tokens_per_block, backbone.embed_dims,
-                    fc.out_features, backbone.num_tokens - 1,
-                    patch.kernel_size[0], patch.in_channels, num_classes)
+    out = vit_macs(backbone.tokens_per_block, backbone.embed_dims,
+                   fc.out_features, backbone.num_tokens - 1,
+                   patch.kernel_size[0], patch.in_channels, num_classes)
+    if backbone.tome_r is not None:
+        from .tome import tome_block_macs
+        n, blocks = backbone.num_tokens, []
+        for r in backbone.tome_r:
+            blocks.append(tome_block_macs(n, r, backbone.embed_dims,
+                                          fc.out_features,
+                                          backbone.layers[0].attn.head_dims))
+            n -= min(r, (n - 1) // 2)
+        out['blocks'] = blocks
+        out['total'] = out['patch_embed'] + sum(blocks) + out['head']
+    return out

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..common.cnn_embed import CNNPatchEmbed
 from ..common.errors import EVLabError
+from .tome import bipartite_merge
 
 KeepLike = Union[None, str, Sequence[Sequence[int]], Tensor]
 
@@ -100,6 +101,10 @@ class PatchSlimViT(VisionTransformer):
             ``keep_mask`` buffer and overrides this on loading.
         forward_mode (str): ``'gather'`` or ``'masked'`` (see the module
             docstring). Defaults to ``'gather'``.
+        tome_r (int | list[int], optional): Token merging instead of
+            pruning (:mod:`.tome`, the training-free comparison): merge
+            this many tokens after the attention of each block (one value
+            for all, or one per block). Defaults to None.
         cnn (dict, optional): A CNN as the patch embedding (the hybrid ViT,
             :class:`~projects.common.cnn_embed.CNNPatchEmbed`), whose total
             stride must be ``patch_size``. Defaults to None (the linear
@@ -109,6 +114,7 @@ class PatchSlimViT(VisionTransformer):
 
     def __init__(self, *args, keep_indices: KeepLike = None,
                  forward_mode: str = 'gather', cnn: Optional[dict] = None,
+                 tome_r: Union[None, int, Sequence[int]] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         #: (H, W) of the training input
@@ -126,6 +132,9 @@ class PatchSlimViT(VisionTransformer):
             raise ValueError(f"forward_mode must be 'gather' or 'masked', "
                              f'got {forward_mode!r}')
         self.forward_mode = forward_mode
+        self.tome_r: Optional[List[int]] = None
+        if tome_r is not None:
+            self.set_tome(tome_r)
         self.num_tokens = (self.patch_resolution[0] *
                            self.patch_resolution[1] + self.num_extra_tokens)
         self.register_buffer(
@@ -151,6 +160,26 @@ class PatchSlimViT(VisionTransformer):
                                       self.num_tokens)
         self.keep_mask.copy_(mask.to(self.keep_mask.device))
         self._refresh()
+
+    def set_tome(self, r: Union[None, int, Sequence[int]]) -> None:
+        """Merge ``r`` tokens per block (ToMe), or None to stop merging."""
+        if r is None:
+            self.tome_r = None
+            return
+        rs = [int(r)] * self.num_layers if isinstance(r, int) else \
+            [int(v) for v in r]
+        if len(rs) != self.num_layers or min(rs) < 0:
+            raise EVLabError(f'tome_r must be one count >= 0 or one per '
+                             f'block ({self.num_layers}), got {r!r}')
+        self.tome_r = rs
+
+    def tome_tokens(self) -> List[int]:
+        """Tokens each block outputs when merging (ToMe)."""
+        n, out = self.num_tokens, []
+        for r in self.tome_r or [0] * self.num_layers:
+            n -= min(r, (n - 1) // 2)
+            out.append(n)
+        return out
 
     def keep_lists(self) -> List[List[int]]:
         """The kept absolute positions of each block."""
@@ -221,6 +250,8 @@ class PatchSlimViT(VisionTransformer):
 
     def forward(self, x: Tensor):
         x, patch_resolution = self.embed(x)
+        if self.tome_r is not None:
+            return self._forward_tome(x, patch_resolution)
         masked = self.forward_mode == 'masked' and self.is_pruned
         outs = []
         prev = None
@@ -236,16 +267,46 @@ class PatchSlimViT(VisionTransformer):
                 outs.append(self._format_output(x, patch_resolution))
         return tuple(outs)
 
+    def _forward_tome(self, x: Tensor, patch_resolution):
+        if self.is_pruned:
+            raise EVLabError('PatchSlimViT prunes (keep lists) or merges '
+                             '(tome_r), not both')
+        if self.out_type != 'cls_token':
+            raise EVLabError(f"token merging outputs the class token only: "
+                             f"out_type must be 'cls_token', got "
+                             f'{self.out_type!r}')
+        size = torch.ones(x.shape[0], x.shape[1], 1, dtype=x.dtype,
+                          device=x.device)
+        outs = []
+        for i, layer in enumerate(self.layers):
+            h = layer.ln1(x)
+            a, keys = self._attention(layer.attn, h, h,
+                                      key_bias=size[..., 0].log(),
+                                      return_keys=True)
+            x = x + a
+            x, size = bipartite_merge(x, size, keys, self.tome_r[i])
+            x = layer.ffn(layer.ln2(x), identity=x)
+            if i == len(self.layers) - 1 and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_resolution))
+        return tuple(outs)
+
     @staticmethod
     def _attention(attn, h_q: Tensor, h_kv: Tensor,
                    key_mask: Optional[Tensor] = None,
-                   return_maps: bool = False):
+                   return_maps: bool = False,
+                   key_bias: Optional[Tensor] = None,
+                   return_keys: bool = False):
         """mmpretrain's ``MultiheadAttention`` with the queries of
         ``h_q`` (B, Nq, C) and the keys/values of ``h_kv`` (B, Nk, C):
         the fused ``qkv`` weight is sliced (rows [0:C] q, [C:2C] k, [2C:3C]
         v), so the checkpoint is used as is. ``key_mask`` (Nk,) bool drops
         the keys that are False. ``return_maps``: compute the softmax
-        eagerly and also return it, ``(B, heads, Nq, Nk)``."""
+        eagerly and also return it, ``(B, heads, Nq, Nk)``. ``key_bias``
+        (B, Nk) is added to the logits of each key (ToMe's proportional
+        attention, ``log(size)``); ``return_keys`` also returns the keys
+        averaged over heads, ``(B, Nk, head_dims)`` (ToMe's metric)."""
         B, Nq, C = h_q.shape
         Nk = h_kv.shape[1]
         heads, hd = attn.num_heads, attn.head_dims
@@ -259,6 +320,9 @@ class PatchSlimViT(VisionTransformer):
         if key_mask is not None:
             mask = torch.zeros(1, Nk, dtype=q.dtype, device=q.device)
             mask = mask.masked_fill(~key_mask[None], float('-inf'))
+        if key_bias is not None:  # (B, Nk) -> (B, 1, 1, Nk)
+            bias = key_bias[:, None, None, :].to(q.dtype)
+            mask = bias if mask is None else mask + bias
         drop = attn.attn_drop if attn.training else 0.
         maps = None
         if return_maps:
@@ -273,6 +337,8 @@ class PatchSlimViT(VisionTransformer):
         out = out.transpose(1, 2).reshape(B, Nq, C)
         out = attn.proj(out)
         out = attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+        if return_keys:
+            return out, kv[0].mean(dim=1)
         return (out, maps) if return_maps else out
 
     def _gather_block(self, layer, x: Tensor,
