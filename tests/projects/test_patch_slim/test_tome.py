@@ -93,3 +93,29 @@ def test_merging_and_pruning_together_is_refused():
                          [[0]], **TINY)
     with pytest.raises(EVLabError, match='prunes .* or merges'):
         model(torch.randn(1, 3, 32, 32))
+
+
+def test_benchmark_runs_tiny(tmp_path):
+    import json
+    import os.path as osp
+    import subprocess
+    import sys
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    out = tmp_path / 'bench.json'
+    res = subprocess.run(
+        [sys.executable, osp.join(root, 'tools', 'analysis_tools',
+                                  'patch_slim_benchmark.py'),
+         '--img-size', '64', '--schedule', '17', '17', '15', '13', '11', '9',
+         '8', '7', '5', '4', '3', '1', '--batch-sizes', '1', '2',
+         '--repeats', '1', '--warmup', '0', '--threads', '1', '--json',
+         str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert '| Patch Slimming (gathered) |' in res.stdout
+    assert 'x dense throughput' in res.stdout
+    result = json.loads(out.read_text())
+    rows = result['rows']
+    assert rows['dense']['macs'] > rows['Patch Slimming (gathered)']['macs']
+    for row in rows.values():  # the analytic count is the counter's
+        assert abs(row['macs'] - row['macs_counted']) <= 0.005 * row['macs']
+        assert row['batch2']['images_per_s'] > 0
