@@ -95,24 +95,31 @@ def test_merging_and_pruning_together_is_refused():
         model(torch.randn(1, 3, 32, 32))
 
 
-def test_benchmark_runs_tiny(tmp_path):
+def test_benchmark_runs_tiny(tmp_path, capsys):
+    """The benchmark tool, in this process (its figures are not checked:
+    speed belongs to the benchmark run, not to a test)."""
+    import importlib.util
     import json
     import os.path as osp
-    import subprocess
-    import sys
     root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__)))))
+    spec = importlib.util.spec_from_file_location(
+        'patch_slim_benchmark',
+        osp.join(root, 'tools', 'analysis_tools', 'patch_slim_benchmark.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     out = tmp_path / 'bench.json'
-    res = subprocess.run(
-        [sys.executable, osp.join(root, 'tools', 'analysis_tools',
-                                  'patch_slim_benchmark.py'),
-         '--img-size', '64', '--schedule', '17', '17', '15', '13', '11', '9',
-         '8', '7', '5', '4', '3', '1', '--batch-sizes', '1', '2',
-         '--repeats', '1', '--warmup', '0', '--threads', '1', '--json',
-         str(out)], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert '| Patch Slimming (gathered) |' in res.stdout
-    assert 'x dense throughput' in res.stdout
+    threads = torch.get_num_threads()
+    try:
+        tool.main(['--img-size', '64', '--schedule', '17', '17', '15', '13',
+                   '11', '9', '8', '7', '5', '4', '3', '1',
+                   '--batch-sizes', '1', '2', '--repeats', '1',
+                   '--warmup', '0', '--threads', '1', '--json', str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    assert '| Patch Slimming (gathered) |' in printed
+    assert 'x dense throughput' in printed
     result = json.loads(out.read_text())
     rows = result['rows']
     assert rows['dense']['macs'] > rows['Patch Slimming (gathered)']['macs']
