@@ -19,7 +19,10 @@ the last norm), pruned against the frozen dense network [re-derivation].
 Calibration and error images are two disjoint random subsets of the
 training split, never val. The budget mode bisects epsilon on a log scale
 (fine-tuning off) for the smallest epsilon whose keep lists meet a MACs
-target, then reruns once at that epsilon with fine-tuning when it is on.
+target, then, when fine-tuning is on, reruns at that epsilon with it and
+bisects a few steps further down with it (fine-tuning lowers the errors,
+so the same epsilon would keep fewer tokens than the budget affords),
+keeping the fine-tuned run closest to the budget from below.
 
 The state (finished runs; the current run's finished blocks, and its
 weights when fine-tuning) is written after every block, so a killed
@@ -88,6 +91,10 @@ class PatchSlimSearchLoop(TrainedModelLoop):
         bisect_range (tuple): Epsilon range of the bisection. Defaults to
             ``(1e-4, 1.0)``.
         bisect_steps (int): Bisection steps. Defaults to 10.
+        refine_steps (int): With fine-tuning on, bisection steps with
+            fine-tuning below the epsilon found without it, since
+            fine-tuning lets the same epsilon keep fewer tokens than the
+            budget affords. Defaults to 3.
         seed (int, optional): Draws the image subsets and fine-tuning
             batches. Defaults to the run's seed.
     """
@@ -101,7 +108,7 @@ class PatchSlimSearchLoop(TrainedModelLoop):
                  finetune_scope: str = 'above', finetune_lr: float = 1e-5,
                  finetune_batch_size: int = 128, kd_weight: float = 0.5,
                  bisect_range: Sequence[float] = (1e-4, 1.0),
-                 bisect_steps: int = 10,
+                 bisect_steps: int = 10, refine_steps: int = 3,
                  seed: Optional[int] = None) -> None:
         super().__init__(runner, dataloader)
         if (epsilon is None) == (budget is None):
@@ -126,6 +133,7 @@ class PatchSlimSearchLoop(TrainedModelLoop):
         self.kd_weight = kd_weight
         self.bisect_range = tuple(float(v) for v in bisect_range)
         self.bisect_steps = bisect_steps
+        self.refine_steps = refine_steps
         self.seed = seed
 
     # ---- set-up -----------------------------------------------------------
@@ -329,7 +337,8 @@ class PatchSlimSearchLoop(TrainedModelLoop):
             finetune_lr=self.finetune_lr,
             finetune_batch_size=self.finetune_batch_size,
             kd_weight=self.kd_weight, bisect_range=list(self.bisect_range),
-            bisect_steps=self.bisect_steps, seed=seed,
+            bisect_steps=self.bisect_steps,
+            refine_steps=self.refine_steps, seed=seed,
             dense=None if checkpoint is None else
             [checkpoint, osp.getsize(checkpoint)])
         state_path = osp.join(runner.work_dir, STATE_FILE)
@@ -396,6 +405,11 @@ class PatchSlimSearchLoop(TrainedModelLoop):
                     atomic_write_text(state_path, json.dumps(state) + '\n')
 
             result = self._greedy(eps, finetune_steps, data, cur, save)
+            if finetune_steps:  # this run's weights, to pick it later
+                result['weights'] = f'search_weights_eps{eps:.6g}.pth'
+                if is_main_process():
+                    _atomic_save(model.state_dict(), osp.join(
+                        runner.work_dir, result['weights']))
             state['runs'].append(result)
             state['current'] = None
             if is_main_process():
@@ -432,10 +446,10 @@ class PatchSlimSearchLoop(TrainedModelLoop):
                 hi, best = mid, r
             else:
                 lo = mid
-        if self.finetune_steps:
-            tuned = run_at(best['eps'], self.finetune_steps)
-            if tuned['macs'] <= self.budget:
-                return tuned
+        if not self.finetune_steps:
+            return best
+        tuned = run_at(best['eps'], self.finetune_steps)
+        if tuned['macs'] > self.budget:
             # fine-tuning changed the errors, and the lists grew past the
             # budget: keep the lists that meet it, on the dense weights
             print_log(f'the rerun with fine-tuning at epsilon '
@@ -444,7 +458,29 @@ class PatchSlimSearchLoop(TrainedModelLoop):
                       f'fine-tuning ({best["macs"]:,} MACs)',
                       logger='current', level=logging.WARNING)
             self.model.load_state_dict(self._dense_state)
-        return best
+            return best
+        # fine-tuning lowers the errors, so the same epsilon can keep far
+        # fewer tokens than the budget affords: bisect below it again,
+        # with fine-tuning, for the run closest to the budget from below
+        chosen = tuned
+        lo, hi = math.log10(self.bisect_range[0]), math.log10(best['eps'])
+        for _ in range(self.refine_steps):
+            mid = (lo + hi) / 2
+            r = run_at(float(f'{10 ** mid:.6g}'), self.finetune_steps)
+            print_log(f'refinement with fine-tuning: epsilon '
+                      f'{r["eps"]:.4g} gives {r["macs"] / 1e6:.2f} M MACs '
+                      f'(budget {self.budget / 1e6:.2f} M)',
+                      logger='current')
+            if r['macs'] <= self.budget:
+                hi = mid
+                if r['macs'] > chosen['macs']:
+                    chosen = r
+            else:
+                lo = mid
+        self.model.load_state_dict(torch.load(
+            osp.join(self.runner.work_dir, chosen['weights']),
+            map_location='cpu', weights_only=True))
+        return chosen
 
     def _write(self, final: dict, state: dict) -> None:
         work_dir = self.runner.work_dir

@@ -59,7 +59,8 @@ def test_toy_pipeline_runs_through_the_tools(dense, tool, tmp_path,
                                              cls_smoke_options):
     search = tmp_path / 'search'
     log = _run(tool, 'toy_vit_ps-search.py', search, _search(
-        dense, 'train_cfg.bisect_steps=3', 'train_cfg.finetune_steps=2'))
+        dense, 'train_cfg.bisect_steps=3', 'train_cfg.finetune_steps=2',
+        'train_cfg.refine_steps=1'))
     assert 'bisection: epsilon' in log and 'block 0 keeps' in log
     keep = _json(search / 'keep_indices.json')
     lists = keep['keep_indices']
@@ -211,6 +212,25 @@ def test_budget_mode_meets_the_budget_with_the_smallest_tolerance(tmp_path):
     # every run under the chosen tolerance misses the budget
     assert all(r['macs'] > 600_000 for r in runs
                if r['eps'] < keep['epsilon'])
+
+
+def test_budget_mode_with_fine_tuning_keeps_the_run_closest_below(
+        tmp_path):
+    loop = _tiny_loop(tmp_path, budget=600_000, bisect_steps=4,
+                      finetune_steps=2, finetune_batch_size=4,
+                      refine_steps=2, finetune_lr=1e-3)
+    loop.run()
+    keep = _json(tmp_path / 'keep_indices.json')
+    assert keep['macs'] <= 600_000
+    tuned = [r for r in _json(tmp_path / 'search_log.json')['runs']
+             if r['finetune_steps']]
+    assert len(tuned) in (1, 3)  # the rerun, then 2 refinement steps
+    if keep['finetune_steps']:
+        # no fine-tuned run within the budget comes closer to it
+        assert keep['macs'] == max(r['macs'] for r in tuned
+                                   if r['macs'] <= 600_000)
+    # the model holds the chosen run's lists
+    assert loop.model.backbone.keep_lists() == keep['keep_indices']
 
 
 def test_budget_below_the_class_token_alone_is_refused(tmp_path):
