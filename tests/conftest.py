@@ -309,6 +309,40 @@ def tool():
     return run_tool
 
 
+def run_script(path: str, args: List[str]) -> subprocess.CompletedProcess:
+    """Run ``python <path> <args>`` in this process (``runpy``, as
+    ``__main__``, with ``sys.argv`` set and stdout/stderr captured): for a
+    small tool that needs no process of its own, the test pays no new
+    interpreter. Exit codes and messages are a process's: ``SystemExit``
+    gives the code, a string code is printed to stderr with code 1."""
+    import contextlib
+    import io
+    import runpy
+    out, err = io.StringIO(), io.StringIO()
+    argv, code = sys.argv, 0
+    sys.argv = [path, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(path, run_name='__main__')
+            except SystemExit as e:
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:
+                    print(e.code, file=sys.stderr)
+                    code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess([path, *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+@pytest.fixture(scope='session')
+def script():
+    """:func:`run_script`: a tool run in the test's process."""
+    return run_script
+
+
 @pytest.fixture(scope='session')
 def start_run():
     """:func:`start_tool`: a run to kill midway."""

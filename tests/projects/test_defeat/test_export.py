@@ -8,11 +8,13 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import load_checkpoint
 
-CONVERTER = osp.join('tools', 'model_converters', 'distill_to_student.py')
+CONVERTER = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__))))), 'tools', 'model_converters',
+    'distill_to_student.py')
 
 
 @pytest.mark.parametrize('kind', ['retinanet', 'faster_rcnn'])
-def test_export_gives_the_plain_student(build_model, make_batch, tool,
+def test_export_gives_the_plain_student(build_model, make_batch, script,
                                         tmp_path, kind):
     distiller = build_model(kind)
     with torch.no_grad():  # trained-looking BN statistics and weights
@@ -23,7 +25,7 @@ def test_export_gives_the_plain_student(build_model, make_batch, tool,
     torch.save({'meta': {'epoch': 1}, 'state_dict': distiller.state_dict(),
                 'optimizer': {'state': {}, 'param_groups': []}}, src)
     dst = tmp_path / 'student.pth'
-    result = tool([CONVERTER, str(src), str(dst)])
+    result = script(CONVERTER, [str(src), str(dst)])
     assert result.returncode == 0, result.stderr
     ckpt = torch.load(dst, weights_only=True)
     assert set(ckpt) == {'state_dict', 'meta'}
@@ -51,16 +53,16 @@ def test_export_gives_the_plain_student(build_model, make_batch, tool,
         assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
 
 
-def test_export_refuses_non_distiller_checkpoints(build_model, tool,
+def test_export_refuses_non_distiller_checkpoints(build_model, script,
                                                   tmp_path):
     plain = tmp_path / 'plain.pth'
     torch.save({'state_dict': build_model('retinanet',
                                           'student').state_dict()}, plain)
     dst = tmp_path / 'out.pth'
-    result = tool([CONVERTER, str(plain), str(dst)])
+    result = script(CONVERTER, [str(plain), str(dst)])
     assert result.returncode != 0
     assert 'plain.pth' in result.stderr and "'student.'" in result.stderr
     assert not dst.exists()
-    result = tool([CONVERTER, str(plain), str(plain)])
+    result = script(CONVERTER, [str(plain), str(plain)])
     assert result.returncode != 0 and 'overwrite' in result.stderr
     assert torch.load(plain, weights_only=True)['state_dict']

@@ -196,10 +196,8 @@ def test_detection_config_runs_forward_and_loss(config):
     assert len(out) == 1 and 'bboxes' in out[0].pred_instances
 
 
-def test_converter_tool_writes_a_loadable_checkpoint(tmp_path):
+def test_converter_tool_writes_a_loadable_checkpoint(tmp_path, script):
     import os.path as osp
-    import subprocess
-    import sys
 
     from projects.common.checkpoint import safe_load
     root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
@@ -208,10 +206,8 @@ def test_converter_tool_writes_a_loadable_checkpoint(tmp_path):
     randomise(ref, seed=3)
     src, dst = tmp_path / 'official.pth', tmp_path / 'evlab.pth'
     torch.save(ref.state_dict(), src)
-    res = subprocess.run(
-        [sys.executable,
-         osp.join(root, 'tools/model_converters/ghostnet_to_evlab.py'),
-         str(src), str(dst)], capture_output=True, text=True)
+    res = script(osp.join(root, 'tools/model_converters/ghostnet_to_evlab.py'),
+                 [str(src), str(dst)])
     assert res.returncode == 0, res.stderr
     ours = build_classifier(0.5)
     ours.load_state_dict(safe_load(dst)['state_dict'], strict=True)

@@ -119,7 +119,7 @@ def test_toy_pipeline_runs_through_the_tools(stage1, tool, tmp_path,
 
 def test_killed_search_resumes_to_the_uninterrupted_result(
         stage1, tool, start_run, tmp_path):
-    options = _search(stage1, generations=5)
+    options = _search(stage1, generations=4)
     ref = tmp_path / 'ref'
     _run(tool, 'toy_hournas_stage1-search.py', ref, options)
 
@@ -138,7 +138,7 @@ def test_killed_search_resumes_to_the_uninterrupted_result(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = _json(state)['generation']
-    assert killed_at < 5 and not (run / 'best_genotype.json').exists()
+    assert killed_at < 4 and not (run / 'best_genotype.json').exists()
 
     log = _run(tool, 'toy_hournas_stage1-search.py', run, options,
                server='resumed')

@@ -7,10 +7,12 @@ import os.path as osp
 import torch
 from mmengine.runner.checkpoint import load_checkpoint
 
-CONVERTER = osp.join('tools', 'model_converters', 'distill_to_student.py')
+CONVERTER = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__))))), 'tools', 'model_converters',
+    'distill_to_student.py')
 
 
-def test_export_gives_the_plain_student(build_model, make_batch, tool,
+def test_export_gives_the_plain_student(build_model, make_batch, script,
                                         tmp_path):
     distiller = build_model()
     with torch.no_grad():  # trained-looking weights (the head starts at 0)
@@ -21,7 +23,7 @@ def test_export_gives_the_plain_student(build_model, make_batch, tool,
                 'optimizer': {'state': {}, 'param_groups': []}}, src)
     assert any(k.startswith('teacher.') for k in distiller.state_dict())
     dst = tmp_path / 'student.pth'
-    result = tool([CONVERTER, str(src), str(dst)])
+    result = script(CONVERTER, [str(src), str(dst)])
     assert result.returncode == 0, result.stderr
     ckpt = torch.load(dst, weights_only=True)
     assert set(ckpt) == {'state_dict', 'meta'}

@@ -4,8 +4,6 @@ timm gives timm's logits in mmpretrain, the converter tool on a
 DeiT-release-style file, and the MACs of student and teacher. Logits are
 compared in float64, so the checks hold whatever kernels a CPU picks."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -92,7 +90,7 @@ def test_converter_refuses_unknown_parts():
         convert_timm_vit({'norm.weight': torch.ones(4)})
 
 
-def test_converter_tool_on_a_deit_release_file(tmp_path):
+def test_converter_tool_on_a_deit_release_file(tmp_path, script):
     """The DeiT / ManifoldKD releases are ``{'model': state_dict}``, here
     also with DDP ``module.`` prefixes; the output loads strictly into the
     recipe's DeiT-Tiny with timm's logits. A file with parts mmpretrain's
@@ -102,8 +100,7 @@ def test_converter_tool_on_a_deit_release_file(tmp_path):
     torch.save({'model': {f'module.{k}': v
                           for k, v in ref.state_dict().items()},
                 'epoch': 299}, src)
-    res = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
-                         capture_output=True, text=True)
+    res = script(TOOL, [str(src), str(dst)])
     assert res.returncode == 0, res.stderr
     ours = mmpretrain_deit()
     ours.load_state_dict(safe_load(dst)['state_dict'], strict=True)
@@ -114,8 +111,7 @@ def test_converter_tool_on_a_deit_release_file(tmp_path):
 
     bad = dict(ref.state_dict(), **{'blocks.3.ls2.gamma': torch.ones(192)})
     torch.save(bad, src)
-    res = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
-                         capture_output=True, text=True)
+    res = script(TOOL, [str(src), str(dst)])
     assert res.returncode == 2
     assert 'blocks.3.ls2.gamma' in res.stderr and str(src) in res.stderr
 

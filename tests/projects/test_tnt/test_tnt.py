@@ -5,8 +5,6 @@ paper's params / MACs, shapes of every setting, interpolated position
 embeddings, gradients, freezing, registry, tool."""
 import inspect
 import os.path as osp
-import subprocess
-import sys
 from typing import Callable, Optional
 
 import pytest
@@ -427,7 +425,7 @@ def test_registered_under_our_name_and_usable_from_mmseg():
     assert [o.shape for o in outs] == [(1, 48, 8, 6)] * 2
 
 
-def test_converter_tool_writes_loadable_checkpoints(tmp_path):
+def test_converter_tool_writes_loadable_checkpoints(tmp_path, script):
     import importlib.util
 
     from projects.common.checkpoint import safe_load
@@ -436,8 +434,7 @@ def test_converter_tool_writes_loadable_checkpoints(tmp_path):
     ref = randomise(timm_model(TINY, img_size=64), seed=7)
     src, dst = tmp_path / 'official.pth', tmp_path / 'evlab.pth'
     torch.save({'state_dict': official_state_dict(ref)}, src)
-    res = subprocess.run([sys.executable, tool, '--source', 'official',
-                          str(src), str(dst)], capture_output=True, text=True)
+    res = script(tool, ['--source', 'official', str(src), str(dst)])
     assert res.returncode == 0, res.stderr
     ckpt = safe_load(dst)
     assert ckpt['meta']['structure'] == 'official'
