@@ -98,7 +98,8 @@ class PatchSlimViT(VisionTransformer):
             search (``{"keep_indices": [...]}``), or an ``(L, N)`` boolean
             mask. Defaults to None: every block keeps every token (the
             dense ViT). A pruned checkpoint carries its own mask in the
-            ``keep_mask`` buffer and overrides this on loading.
+            ``keep_mask`` buffer and overrides this on loading (a dense
+            one, keeping every token, does not).
         forward_mode (str): ``'gather'`` or ``'masked'`` (see the module
             docstring). Defaults to ``'gather'``.
         tome_r (int | list[int], optional): Token merging instead of
@@ -222,8 +223,11 @@ class PatchSlimViT(VisionTransformer):
             mask = state_dict[key]
             check_keep_mask(mask, self.num_layers, self.num_tokens,
                             source=f'the checkpoint\'s {key}')
-            # the checkpoint's keep lists win over the config's
-            self.keep_mask.copy_(mask.bool().to(self.keep_mask.device))
+            # a pruned checkpoint's lists win over the config's; one that
+            # keeps every token is a dense model (e.g. the start of a
+            # baseline given lists in its config): the config's stay
+            if not bool(mask.all()):
+                self.keep_mask.copy_(mask.bool().to(self.keep_mask.device))
             state_dict = dict(state_dict)
             del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, local_metadata,

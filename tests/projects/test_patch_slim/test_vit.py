@@ -183,6 +183,21 @@ def test_pruned_checkpoint_round_trip(tmp_path):
         torch.testing.assert_close(fresh(x)[0], ours(x)[0], rtol=0, atol=0)
 
 
+def test_dense_checkpoint_keeps_the_configured_lists():
+    """A checkpoint of a PatchSlimViT keeping every token (a dense model)
+    does not undo the lists a config gives (a baseline started from the
+    dense weights)."""
+    dense, _ = pair(**TINY)
+    source = PatchSlimViT(**TINY)
+    source.load_state_dict(dense.float().state_dict())
+    keep = nested_keep(4, 17, 5)
+    model = PatchSlimViT(keep_indices=keep, **TINY)
+    model.load_state_dict(source.state_dict())
+    assert model.keep_lists() == keep
+    assert torch.equal(model.layers[0].attn.qkv.weight,
+                       source.layers[0].attn.qkv.weight)
+
+
 def test_keep_indices_json_builds_the_model(tmp_path):
     keep = nested_keep(4, 17, 2)
     path = tmp_path / 'keep_indices.json'
