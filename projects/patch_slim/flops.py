@@ -13,7 +13,7 @@ and the classifier (``d x classes``). Norms, softmax, GELU and additions
 are not counted (the convention of the papers' FLOPs columns, which are
 MACs).
 """
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 
 def block_macs(n_in: int, n_out: int, dims: int, hidden: int) -> int:
@@ -43,16 +43,23 @@ def vit_macs(tokens: Sequence[int], dims: int, hidden: int,
                 total=embed + sum(blocks) + head)
 
 
-def model_macs(backbone, num_classes: int = 0) -> Dict[str, int]:
-    """:func:`vit_macs` of a :class:`~.vit.PatchSlimViT` with its keep
-    lists, or with its token merging (``tome_r``; blocks from
-    :func:`~.tome.tome_block_macs`). The MLP width is read from its first
-    block; a linear patch embedding is assumed."""
+def model_macs(backbone, num_classes: int = 0,
+               tokens: Optional[Sequence[int]] = None) -> Dict[str, int]:
+    """MACs of a :class:`~.vit.PatchSlimViT`: the blocks analytically,
+    with its keep lists (or ``tokens`` per block instead), or with its
+    token merging (``tome_r``, :func:`~.tome.tome_block_macs`); the patch
+    embedding counted on the model (a linear or a CNN one), the classifier
+    as ``dims x num_classes``."""
+    import torch
+
+    from ..common.complexity import count_conv_linear_macs
     fc = backbone.layers[0].ffn.layers[0][0]
-    patch = backbone.patch_embed.projection
-    out = vit_macs(backbone.tokens_per_block, backbone.embed_dims,
-                   fc.out_features, backbone.num_tokens - 1,
-                   patch.kernel_size[0], patch.in_channels, num_classes)
+    embed = count_conv_linear_macs(
+        backbone.patch_embed, [torch.zeros(1, 3, *backbone.input_size)])
+    tokens = backbone.tokens_per_block if tokens is None else \
+        [int(n) for n in tokens]
+    out = vit_macs(tokens, backbone.embed_dims, fc.out_features,
+                   backbone.num_tokens - 1, 0, 0, num_classes)
     if backbone.tome_r is not None:
         from .tome import tome_block_macs
         n, blocks = backbone.num_tokens, []
@@ -62,5 +69,6 @@ def model_macs(backbone, num_classes: int = 0) -> Dict[str, int]:
                                           backbone.layers[0].attn.head_dims))
             n -= min(r, (n - 1) // 2)
         out['blocks'] = blocks
-        out['total'] = out['patch_embed'] + sum(blocks) + out['head']
+    out['patch_embed'] = embed
+    out['total'] = embed + sum(out['blocks']) + out['head']
     return out

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Subset
 from ..common.errors import EVLabError
 from ..common.loops import TrainedModelLoop
 from ..common.nas.io import atomic_write_text
-from .flops import vit_macs
+from .flops import model_macs
 from .io import save_keep_indices
 from .score import SCORE_MODES, rank_candidates, token_scores
 from .vit import PatchSlimViT
@@ -191,23 +191,14 @@ class PatchSlimSearchLoop(TrainedModelLoop):
     # ---- one greedy run -----------------------------------------------------
 
     def _macs(self, mask: Tensor) -> int:
-        """Analytic MACs of the blocks with these lists, plus the patch
-        embedding (counted once on the model: a CNN embedding too) and the
-        classifier."""
-        backbone = self._backbone()
-        if not hasattr(self, '_embed_macs'):
-            from ..common.complexity import count_conv_linear_macs
-            size = backbone.input_size
-            self._embed_macs = count_conv_linear_macs(
-                backbone.patch_embed, [torch.zeros(1, 3, *size)])
-        fc = backbone.layers[0].ffn.layers[0][0]
+        """MACs of the model with these lists (:func:`.flops.model_macs`:
+        the patch embedding, a CNN one too, and the classifier
+        included)."""
         head = getattr(getattr(self.model.head, 'layers', None), 'head',
                        None)
         classes = head.out_features if head is not None else 0
-        return self._embed_macs + vit_macs(
-            [int(n) for n in mask.sum(1)], backbone.embed_dims,
-            fc.out_features, backbone.num_tokens - 1, 0, 0,
-            classes)['total']
+        return model_macs(self._backbone(), classes,
+                          tokens=mask.sum(1).tolist())['total']
 
     def _error(self, x_err: Tensor, start: int, mask: Tensor,
                z_dense: Tensor) -> float:
