@@ -87,8 +87,9 @@ class HNMBConv(nn.Module):
                  drop_connect_rate: float = 0.0) -> None:
         super().__init__()
         spec = parse_op(op, default_se=se)
-        if spec.kind != 'ir':
-            raise ValueError(f'HNMBConv builds ir ops, got {op!r}')
+        if spec.kind != 'ir' or spec.dilation != 1:
+            raise ValueError(f'HNMBConv builds undilated ir ops, got '
+                             f'{op!r}')
         act_cfg = act_cfg or dict(type='Swish')
         norm_cfg = norm_cfg or dict(type='BN')
         self.spec, self.c_in, self.c_out, self.stride = spec, c_in, c_out, \

@@ -2,11 +2,9 @@
 """Bad inputs give one clear error line (exit code 2), not a traceback.
 
 The runs are forked from a tool server (tests/conftest.py, ``run_tool``).
-Four start a new interpreter, so that a bare start of each tool is checked
-to be quiet and wired up too: test_missing_config (train.py, no host
-library imported), test_unknown_type (train.py, mmpretrain),
-test_truncated_coco_json (test.py, mmdet) and
-test_checkpoint_that_runs_code (test.py, mmpretrain)."""
+Two start a new interpreter, so that a bare start of each tool is checked
+to be quiet and wired up too: test_unknown_type (train.py, mmpretrain)
+and test_truncated_coco_json (test.py, mmdet)."""
 import argparse
 import importlib
 import json
@@ -343,7 +341,7 @@ def test_checkpoint_that_runs_code(tool, tmp_path, toy_data):
     _evil_checkpoint(path, os.system, (f'touch {marker}',))
     res = tool([TEST, CLS, str(path), '--work-dir', str(tmp_path / 'w'),
                 '--cfg-options', 'test_dataloader.dataset.indices=4'],
-               cwd=str(tmp_path), fresh=True)
+               cwd=str(tmp_path))
     _assert_clear_error(res, str(path), 'tries to run code',
                         f'a call to {os.system.__module__}.system',
                         'must not be')

@@ -34,9 +34,19 @@ def no_network(monkeypatch):
 
 
 def _stage_inputs(cfg: Config, tmp_path) -> None:
-    """Point a search stage's input from an earlier stage (a genotype
-    JSON under work_dirs/, e.g. HourNAS stage 2's ``fixed_vital``) at a
-    file such as that stage writes, when the stage has not run here."""
+    """Point a search stage's input from an earlier stage (a JSON under
+    work_dirs/: HourNAS stage 2's ``fixed_vital`` genotype, Hit-Detector
+    stage B's ``sub_spaces``) at a file such as that stage writes, when the
+    stage has not run here."""
+    sub_spaces = cfg.model.get('sub_spaces')
+    if isinstance(sub_spaces, str) and not osp.isfile(sub_spaces):
+        # Hit-Detector stage B: the screening's output, the first ops of
+        # the stage A space per component
+        space = cfg.model.op_space
+        path = tmp_path / 'sub_spaces.json'
+        path.write_text(json.dumps(dict(sub_spaces={
+            c: list(space)[:2] for c in ('backbone', 'neck', 'head')})))
+        cfg.model.sub_spaces = str(path)
     backbone = cfg.model.get('backbone', {})
     path = backbone.get('fixed_vital')
     if isinstance(path, str) and not osp.isfile(path):

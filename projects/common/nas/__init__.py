@@ -14,14 +14,22 @@ from .hooks import SinglePathSamplerHook, load_probs
 from .loops import EvolutionSearchLoop
 from .mutables import ChoiceBlock, DifferentiableChoice, OneShotChoice
 from .mutator import Genotype, Mutator
-from .ops import OpSpec, ir_macs, ir_params, parse_op, se_channels
+from .ops import (
+                  OpSpec,
+                  ir_macs,
+                  ir_params,
+                  op_macs,
+                  op_params,
+                  parse_op,
+                  se_channels,
+)
 
 __all__ = [
     'ChoiceBlock', 'CostTable', 'DifferentiableChoice', 'EvolutionSearchLoop',
     'EvolutionSearcher', 'Genotype', 'HeldOutSplit', 'Mutator',
     'OneShotChoice', 'OpSpec', 'SinglePathSamplerHook', 'build_cost_table',
     'export_config', 'heldout_indices', 'ir_macs', 'ir_params',
-    'load_genotype', 'load_probs', 'load_state', 'parse_op',
-    'recalibrate_bn', 'save_genotype', 'save_json', 'save_state',
+    'load_genotype', 'load_probs', 'load_state', 'op_macs', 'op_params',
+    'parse_op', 'recalibrate_bn', 'save_genotype', 'save_json', 'save_state',
     'se_channels'
 ]

@@ -7,7 +7,9 @@ here for torch alone:
 - :class:`OneShotChoice` holds its candidates with separate weights and
   runs one of them (single-path one-shot training, SPOS; HourNAS);
 - :class:`DifferentiableChoice` runs all candidates and mixes them with the
-  softmax of its architecture parameters (DARTS; Hit-Detector's stage B).
+  softmax of its architecture parameters (DARTS; Hit-Detector's stage B),
+  or with the parameters themselves as linear gates (Hit-Detector's
+  group-sparse screening, stage A).
 
 Both can be *fixed* to one op, which removes them from the search space: a
 fixed block always runs that op. A candidate named ``'skip'`` is the
@@ -90,38 +92,60 @@ class OneShotChoice(ChoiceBlock):
 
 
 class DifferentiableChoice(ChoiceBlock):
-    """Mixes all candidates with ``softmax(arch_param / temperature)``.
+    """Mixes all candidates with ``softmax(arch_param / temperature)``
+    (``mode='softmax'``, DARTS) or with ``arch_param`` itself as linear
+    gates (``mode='linear'``, initialised to ``1 / N``: a group-sparsity
+    penalty can drive a gate to exactly 0, which a softmax cannot).
 
     The architecture parameters live in ``arch_param`` (one per
     candidate), so an optimiser can tell them from the weights by name
-    (``paramwise_cfg=dict(custom_keys={'arch_param': ...})``). Once fixed,
-    the block runs its op alone.
+    (``paramwise_cfg=dict(custom_keys={'arch_param': ...})``). A linear
+    gate at exactly 0 skips its op. Once fixed, the block runs its op
+    alone.
 
     Args:
         candidates (dict[str, nn.Module]): Op name -> module.
         alias (str, optional): Name in genotypes. Defaults to None.
         temperature (float): Softmax temperature. Defaults to 1.0.
+        mode (str): ``'softmax'`` or ``'linear'``. Defaults to
+            ``'softmax'``.
     """
 
     def __init__(self, candidates: Dict[str, nn.Module],
                  alias: Optional[str] = None,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, mode: str = 'softmax') -> None:
         super().__init__(candidates, alias)
-        self.temperature = temperature
-        self.arch_param = nn.Parameter(torch.zeros(len(candidates)))
+        if mode not in ('softmax', 'linear'):
+            raise ValueError(f"mode must be 'softmax' or 'linear', got "
+                             f'{mode!r}')
+        self.temperature, self.mode = temperature, mode
+        n = len(candidates)
+        init = 0.0 if mode == 'softmax' else 1.0 / n
+        self.arch_param = nn.Parameter(torch.full((n, ), init))
 
     def weights(self) -> torch.Tensor:
-        """Mixing weights, one per candidate (they sum to 1)."""
+        """Mixing weights, one per candidate (they sum to 1 with the
+        softmax)."""
+        if self.mode == 'linear':
+            return self.arch_param
         return torch.softmax(self.arch_param / self.temperature, dim=0)
 
     def forward(self, *args, **kwargs):
         if self.fixed is not None:
             return self.candidates[self.fixed](*args, **kwargs)
         w = self.weights()
+        off = (w.detach() == 0).tolist() if self.mode == 'linear' else \
+            [False] * len(w)
         out = None
         for i, op in enumerate(self.candidates.values()):
+            if off[i]:
+                continue  # a pruned gate: the op costs nothing
             y = w[i] * op(*args, **kwargs)
             out = y if out is None else out + y
+        if out is None:  # every gate at 0: the block outputs zeros
+            first = next(iter(self.candidates.values()))
+            with torch.no_grad():
+                out = first(*args, **kwargs) * 0.0
         return out
 
     def argmax(self) -> str:
