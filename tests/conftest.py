@@ -30,6 +30,7 @@ SLOW_FIRST = (
     'tests/tools/test_bad_inputs.py',
     'tests/projects/test_hournas/test_toy_search.py',
     'tests/projects/test_patch_slim/test_toy_search.py',
+    'tests/projects/test_hit_detector/test_toy_pipeline.py',
     'tests/tools/test_train_test_tools.py',
     'tests/projects/test_defeat/test_toy_train.py',
     'tests/tools/test_resume.py',

@@ -50,12 +50,12 @@ from mmengine.registry import (
     OPTIM_WRAPPERS,
     OPTIMIZERS,
 )
-from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from ..common.errors import EVLabError
 from ..common.nas import DifferentiableChoice, Mutator
 from ..common.nas.export import export_config, save_json
+from ..common.resume import ExactResumeEpochBasedTrainLoop
 from .models import HitBackbone, HitBBoxHead, HitPAFPN, check_genotype
 from .ops import build_op, op_macs, op_params, parse_op_name
 
@@ -584,7 +584,7 @@ class HalfSplitSampler(DefaultSampler):
 
 
 @LOOPS.register_module()
-class HitSearchLoop(EpochBasedTrainLoop):
+class HitSearchLoop(ExactResumeEpochBasedTrainLoop):
     """The search's train loop: each iteration takes a batch of the
     weights' half (the runner's ``train_dataloader``, a
     :class:`HalfSplitSampler` ``part='A'``) and one of the architecture's
@@ -592,7 +592,9 @@ class HitSearchLoop(EpochBasedTrainLoop):
     ``model.train_step(dict(weights=..., arch=...))``; the architecture
     steps from epoch ``arch_warmup_epochs`` on. ``arch_dataloader``'s
     unset keys are ``train_dataloader``'s (so ``dict(sampler=dict(
-    type='HalfSplitSampler', part='B'))`` is enough)."""
+    type='HalfSplitSampler', part='B'))`` is enough). A killed search
+    resumes exactly (EVLab's exact resume, the architecture half's batches
+    replayed with the weights')."""
 
     def __init__(self, runner, dataloader, arch_dataloader,
                  max_epochs: int, arch_warmup_epochs: int = 0,
@@ -630,11 +632,14 @@ class HitSearchLoop(EpochBasedTrainLoop):
             self._arch_iter = iter(self.arch_dataloader)
             return next(self._arch_iter)
 
-    def run_epoch(self) -> None:
+    def run_epoch(self, skip: int = 0, state: Optional[dict] = None) -> None:
         searcher = self._searcher()
         searcher.arch_enabled = self._epoch >= self.arch_warmup_epochs
         self._arch_iter = None
-        super().run_epoch()
+        if searcher.arch_enabled:
+            for _ in range(skip):  # the batches trained before the kill
+                self._next_arch_batch()
+        super().run_epoch(skip=skip, state=state)
 
     def run_iter(self, idx, data_batch) -> None:
         self.runner.call_hook('before_train_iter', batch_idx=idx,

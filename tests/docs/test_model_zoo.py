@@ -8,7 +8,6 @@ temporary tree, where each breach must be reported."""
 import copy
 import json
 import os.path as osp
-import shutil
 import subprocess
 import sys
 
@@ -152,7 +151,9 @@ def tree(tmp_path):
     """A repository with one project, its pages generated."""
     root = tmp_path / 'repo'
     (root / 'docs').mkdir(parents=True)
-    shutil.copy(osp.join(ROOT, zoo.TAXONOMY), root / zoo.TAXONOMY)
+    tax = yaml.safe_load(open(osp.join(ROOT, zoo.TAXONOMY)))
+    tax['planned'] = dict(PLANNED)  # one project of the roadmap to come
+    (root / zoo.TAXONOMY).write_text(yaml.safe_dump(tax, sort_keys=False))
     (root / 'README.md').write_text(
         '# R\n\n## Papers\n\n<!-- model-zoo:papers-table:start -->\n'
         '<!-- model-zoo:papers-table:end -->\n\n## Tests\n')
@@ -165,6 +166,12 @@ def tree(tmp_path):
     (root / 'docs' / 'my_net.md').write_text(TOY_PAGE)
     assert zoo.main(['--root', str(root)]) == 0
     return root
+
+
+PLANNED = dict(future_net=dict(
+    title='A Future Net', venue='CVPR 2030', url='https://example.org/x',
+    host='mmdet', tags=dict(task='detection', family='cnn',
+                            technique='nas', attention_cost='none')))
 
 
 def write_meta(root, meta):
@@ -193,7 +200,7 @@ def test_tree_passes_and_pages_hold_the_figures(tree):
     assert readme.endswith('<!-- model-zoo:papers-table:end -->\n\n'
                            '## Tests\n')  # text outside the block kept
     # the planned projects of the taxonomy are listed as planned
-    assert '| `hit_detector` |' in readme and '| planned |' in readme
+    assert '| `future_net` |' in readme and '| planned |' in readme
     page = (tree / 'docs' / 'my_net.md').read_text()
     assert 'top-1 50.0 ± 1.5 (3 seeds) | measured-here-toy |' in page
     # regenerating changes nothing
@@ -276,7 +283,7 @@ def test_page_off_the_template_fails(tree):
 
 def test_landed_planned_project_fails(tree):
     tax = yaml.safe_load((tree / zoo.TAXONOMY).read_text())
-    tax['planned']['my_net'] = tax['planned']['hit_detector']
+    tax['planned']['my_net'] = tax['planned']['future_net']
     (tree / zoo.TAXONOMY).write_text(yaml.safe_dump(tax))
     assert any("project 'my_net' has landed" in p
                for p in zoo.check(str(tree)))

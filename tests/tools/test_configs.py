@@ -38,11 +38,20 @@ def _stage_inputs(cfg: Config, tmp_path) -> None:
     work_dirs/: HourNAS stage 2's ``fixed_vital`` genotype, Hit-Detector
     stage B's ``sub_spaces``) at a file such as that stage writes, when the
     stage has not run here."""
+    if cfg.model.get('type') == 'HitDetSearcher' and \
+            cfg.model.get('op_space') is None and \
+            not cfg.model.get('sub_spaces'):
+        # Hit-Detector stage A over the whole 28-op space is a supernet of
+        # 612 M parameters (13 s to build): built here with 3 of its ops
+        # at every position, every other key as configured
+        from projects.hit_detector.search import WHOLE_SPACE
+        cfg.model.op_space = list(WHOLE_SPACE[:3])
     sub_spaces = cfg.model.get('sub_spaces')
     if isinstance(sub_spaces, str) and not osp.isfile(sub_spaces):
         # Hit-Detector stage B: the screening's output, the first ops of
         # the stage A space per component
-        space = cfg.model.op_space
+        from projects.hit_detector.search import WHOLE_SPACE
+        space = cfg.model.op_space or WHOLE_SPACE
         path = tmp_path / 'sub_spaces.json'
         path.write_text(json.dumps(dict(sub_spaces={
             c: list(space)[:2] for c in ('backbone', 'neck', 'head')})))

@@ -32,9 +32,9 @@ def _digest(folder: str) -> str:
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = make_toy_data.make('reid', str(tmp_path / 'a'), seed=3)
-    b = make_toy_data.make('reid', str(tmp_path / 'b'), seed=3)
-    c = make_toy_data.make('reid', str(tmp_path / 'c'), seed=4)
+    a = make_toy_data.make('seg', str(tmp_path / 'a'), seed=3)
+    b = make_toy_data.make('seg', str(tmp_path / 'b'), seed=3)
+    c = make_toy_data.make('seg', str(tmp_path / 'c'), seed=4)
     assert _digest(a) == _digest(b)
     assert _digest(a) != _digest(c)
 

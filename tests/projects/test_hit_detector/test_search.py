@@ -204,3 +204,34 @@ def test_half_split_is_disjoint_and_complete():
     b = set(HalfSplitSampler(data, 'B', seed=0, round_up=False))
     assert not a & b and a | b == set(data)
     assert a == set(range(0, 11, 2))
+
+
+def test_whole_space_is_the_spec_s_28_ops():
+    from projects.hit_detector import WHOLE_SPACE
+    assert len(WHOLE_SPACE) == len(set(WHOLE_SPACE)) == 28
+    assert sum(op.startswith('ir_') for op in WHOLE_SPACE) == 21
+    assert sum(op.startswith('sd_') for op in WHOLE_SPACE) == 6
+    assert 'ir_k7_e6' in WHOLE_SPACE and 'ir_k7_e6_d2' not in WHOLE_SPACE
+
+
+def test_genotype_tool_checks_the_sub_spaces(script, tmp_path):
+    import json
+    tool = osp.join(ROOT, 'tools', 'misc', 'hitdet_genotype_to_config.py')
+    geno = tmp_path / 'genotype.json'
+    geno.write_text(json.dumps(dict(genotype=dict(
+        backbone=list(HIT_BACKBONE), neck=list(HIT_NECK),
+        head=list(HIT_HEAD)))))
+    subs = tmp_path / 'sub_spaces.json'
+    subs.write_text(json.dumps(dict(sub_spaces=dict(
+        head=['ir_k5_e6', 'ir_k3_e6']))))
+    out = tmp_path / 'retrain.py'
+    args = [str(geno), '--template', osp.join(CFG, 'toy_hitdet.py'),
+            '--out', str(out), '--sub-spaces', str(subs)]
+    res = script(tool, args)
+    assert res.returncode == 0, res.stderr
+    assert Config.fromfile(str(out)).model.neck.genotype == list(HIT_NECK)
+    subs.write_text(json.dumps(dict(sub_spaces=dict(head=['ir_k3_e3']))))
+    res = script(tool, args)
+    assert res.returncode == 2
+    assert "head position 0: op 'ir_k5_e6' is not in the head sub-space" \
+        in res.stderr
