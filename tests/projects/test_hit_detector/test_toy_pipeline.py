@@ -27,7 +27,12 @@ POSITIONS = ['model.searchable.backbone=[2,10]', 'model.searchable.neck=[4]',
 ROIS = ['train_cfg.rcnn.sampler.num=16',
         'train_cfg.rpn_proposal.max_per_img=64',
         'test_cfg.rpn.max_per_img=32']
-SEARCH = SMALL + POSITIONS + [f'model.detector.{o}' for o in ROIS]
+# one epoch of 2 iterations with the architecture stepping from the start,
+# and no validation: the search runs here check the wiring, not a result
+NO_VAL = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+SEARCH = SMALL + POSITIONS + NO_VAL + [
+    f'model.detector.{o}' for o in ROIS] + [
+    'train_cfg.max_epochs=1', 'train_cfg.arch_warmup_epochs=0']
 
 
 def _run(tool, args, **kwargs):
@@ -50,7 +55,10 @@ def screened(toy_data, tool, tmp_path_factory):
 
 
 def _search_options(sub_spaces):
-    return SEARCH + [f'model.sub_spaces={sub_spaces}']
+    # an iteration checkpoint after each step, for the kill test
+    return SEARCH + [f'model.sub_spaces={sub_spaces}',
+                     'default_hooks.checkpoint.by_epoch=False',
+                     'default_hooks.checkpoint.interval=1']
 
 
 @pytest.fixture(scope='module')
@@ -110,19 +118,17 @@ def test_killed_search_resumes_to_the_uninterrupted_result(
         screened, searched, tool, start_run, tmp_path):
     run = tmp_path / 'run'
     args = [TRAIN, osp.join(CFG, 'toy_hitdet_search.py'), '--work-dir',
-            str(run), '--cfg-options', *_search_options(screened),
-            'default_hooks.checkpoint.by_epoch=False',
-            'default_hooks.checkpoint.interval=3']
+            str(run), '--cfg-options', *_search_options(screened)]
     proc = start_run(args, server='resumed')
     deadline = time.time() + 300
-    # iteration 3: epoch 2, whose architecture steps are on
-    while not (run / 'iter_3.pth').exists():
-        assert proc.poll() is None, 'the search ended before iteration 3'
+    # after iteration 1 of 2 (weight and architecture steps done)
+    while not (run / 'iter_1.pth').exists():
+        assert proc.poll() is None, 'the search ended before iteration 1'
         assert time.time() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (run / 'iter_4.pth').exists()
+    assert not (run / 'iter_2.pth').exists()
     log = _run(tool, args + ['--resume'], server='resumed')
-    assert 'resume: epoch 2, after iteration 1 of 2' in log
+    assert 'resume: epoch 1, after iteration 1 of 2' in log
     assert _json(run / 'genotype.json') == _json(searched / 'genotype.json')

@@ -243,11 +243,11 @@ def test_recalibrated_bn_scores_at_least_as_well(toy_data):
                                 mode='full', search_vital=True,
                                 act_cfg=dict(type='ReLU')), 10, 128)
     mutator = Mutator(supernet)
-    x = torch.randn(64, 3, 32, 32) * 2 + 1
-    y = torch.randint(0, 10, (64,))
+    x = torch.randn(32, 3, 32, 32) * 2 + 1
+    y = torch.randint(0, 10, (32,))
     opt = torch.optim.SGD(supernet.parameters(), lr=0.05, momentum=0.9)
     rng = random.Random(0)
-    for _ in range(30):
+    for _ in range(10):
         mutator.sample(rng)
         loss = torch.nn.functional.cross_entropy(supernet(x), y)
         opt.zero_grad()
@@ -262,7 +262,7 @@ def test_recalibrated_bn_scores_at_least_as_well(toy_data):
             return float(torch.nn.functional.cross_entropy(supernet(x), y))
 
     before = eval_loss()
-    recalibrate_bn(supernet, [x[:32], x[32:]], lambda b: supernet(b))
+    recalibrate_bn(supernet, [x[:16], x[16:]], lambda b: supernet(b))
     after = eval_loss()
     assert after < before
     assert not supernet.training
