@@ -119,7 +119,9 @@ def test_killed_search_resumes_to_the_uninterrupted_result(
     run = tmp_path / 'run'
     args = [TRAIN, osp.join(CFG, 'toy_hitdet_search.py'), '--work-dir',
             str(run), '--cfg-options', *_search_options(screened)]
-    proc = start_run(args, server='resumed')
+    # the main tool server (started by the fixtures): a second one costs
+    # ~15 s; resume across hash seeds is tests/tools/test_resume.py's
+    proc = start_run(args)
     deadline = time.time() + 300
     # after iteration 1 of 2 (weight and architecture steps done)
     while not (run / 'iter_1.pth').exists():
@@ -129,6 +131,6 @@ def test_killed_search_resumes_to_the_uninterrupted_result(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / 'iter_2.pth').exists()
-    log = _run(tool, args + ['--resume'], server='resumed')
+    log = _run(tool, args + ['--resume'])
     assert 'resume: epoch 1, after iteration 1 of 2' in log
     assert _json(run / 'genotype.json') == _json(searched / 'genotype.json')
