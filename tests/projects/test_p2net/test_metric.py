@@ -9,7 +9,6 @@ the tests fail, not skip, without it.
 """
 import json
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -509,19 +508,41 @@ def test_draw_ranked_list(tmp_path):
 # ---- the benchmark tool ----------------------------------------------------
 
 
-def test_reid_eval_benchmark_runs_tiny(tmp_path):
+def test_reid_eval_benchmark_runs_tiny(tmp_path, script):
+    """The benchmark in this process (``--no-memory``), then its memory
+    probe, the function its child process runs, called here: no new
+    interpreter (each costs about 25 s of the suite)."""
+    import runpy
+
+    import torch
     tool = osp.join(ROOT, 'tools', 'analysis_tools', 'reid_eval_benchmark.py')
     out = tmp_path / 'bench.json'
-    res = subprocess.run(
-        [sys.executable, tool, '--num-query', '50', '--num-gallery', '300',
-         '--dim', '16', '--threads', '1', '--repeats', '1', '--json',
-         str(out)], capture_output=True, text=True, cwd=str(tmp_path),
-        timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert 'ratio torchreid / ours:' in res.stdout
-    assert 'agree: yes' in res.stdout
-    assert 'peak RSS' in res.stdout
-    result = json.loads(out.read_text())
-    assert result['agree'] and result['max_diff_float64'] <= 1e-6
-    assert result['num_query'] == 50 and result['num_gallery'] == 300
-    assert result['memory']['peak_rss_mib'] > 0
+    argv = ['--num-query', '50', '--num-gallery', '300', '--dim', '16',
+            '--threads', '1', '--repeats', '1', '--json', str(out)]
+    threads = torch.get_num_threads()
+    try:
+        res = script(tool, argv + ['--no-memory'])
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert 'ratio torchreid / ours:' in res.stdout
+        assert 'agree: yes' in res.stdout
+        result = json.loads(out.read_text())
+        assert result['agree'] and result['max_diff_float64'] <= 1e-6
+        assert result['num_query'] == 50 and result['num_gallery'] == 300
+        bench = runpy.run_path(tool, run_name='reid_eval_benchmark')
+        old_argv = sys.argv
+        sys.argv = [tool] + argv
+        try:
+            args = bench['parse_args']()
+        finally:
+            sys.argv = old_argv
+
+        class Box:
+            def put(self, value):
+                self.value = value
+        box = Box()
+        bench['_memory_child'](args, box)
+    finally:
+        torch.set_num_threads(threads)
+    mem = box.value
+    assert mem['peak_rss_mib'] >= mem['rss_before_mib'] > 0
+    assert mem['torch_alloc_peak_mib'] >= 0
