@@ -29,6 +29,7 @@ a softmax, which linear gates are not): our reading, spec 2.3 is silent.
 """
 import json
 import os.path as osp
+from copy import deepcopy
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -56,7 +57,14 @@ from ..common.errors import EVLabError
 from ..common.nas import DifferentiableChoice, Mutator
 from ..common.nas.export import export_config, save_json
 from ..common.resume import ExactResumeEpochBasedTrainLoop
-from .models import HitBackbone, HitBBoxHead, HitPAFPN, check_genotype
+from .models import (
+    HIT_HEAD,
+    HIT_STRIDES,
+    HitBackbone,
+    HitBBoxHead,
+    HitPAFPN,
+    check_genotype,
+)
 from .ops import build_op, op_macs, op_params, parse_op_name
 
 COMPONENTS = ('backbone', 'neck', 'head')
@@ -127,7 +135,7 @@ class HitSuperBackbone(SearchPositions, HitBackbone):
                  searchable: Optional[Sequence[int]] = None,
                  mode: str = 'softmax', temperature: float = 1.0,
                  **kwargs) -> None:
-        n = len(kwargs.get('strides', HitBackbone.__init__.__defaults__[1]))
+        n = len(kwargs.get('strides', HIT_STRIDES))
         self._init_space(op_space, searchable, mode, temperature,
                          range(1, n - 1))
         super().__init__(**kwargs)
@@ -160,7 +168,7 @@ class HitSuperBBoxHead(SearchPositions, HitBBoxHead):
                  searchable: Optional[Sequence[int]] = None,
                  mode: str = 'softmax', temperature: float = 1.0,
                  **kwargs) -> None:
-        n = len(kwargs.get('blocks', HitBBoxHead.__init__.__defaults__[0]))
+        n = len(kwargs.get('blocks', HIT_HEAD))
         self._init_space(op_space, searchable, mode, temperature, range(n))
         super().__init__(**kwargs)
 
@@ -463,7 +471,6 @@ def to_supernet(detector: dict, op_space: Union[None, Sequence[str], dict],
     ``Hit*`` component becomes ``HitSuper*`` with its ``op_space``,
     ``searchable`` positions and ``mode`` (components of another type are
     left fixed)."""
-    from copy import deepcopy
     detector = deepcopy(dict(detector))
     spaces = op_space if isinstance(op_space, dict) else {
         c: list(op_space or WHOLE_SPACE) for c in COMPONENTS}
@@ -514,7 +521,6 @@ def load_sub_spaces(sub_spaces: Union[str, dict]) -> Dict[str, List[str]]:
 def apply_sub_spaces(detector: dict, sub_spaces: Union[str, dict]) -> dict:
     """The detector config with each component's ``op_space`` replaced by
     its screened sub-space."""
-    from copy import deepcopy
     spaces = load_sub_spaces(sub_spaces)
     detector = deepcopy(detector)
     parts = _parts(detector)
@@ -608,7 +614,6 @@ class HitSearchLoop(ExactResumeEpochBasedTrainLoop):
         if isinstance(arch_dataloader, dict):
             # unset keys (the dataset, its pipeline) are the training
             # dataloader's: usually only the sampler's part differs
-            from copy import deepcopy
             merged = deepcopy(dict(runner.cfg.train_dataloader))
             merged.update(deepcopy(dict(arch_dataloader)))
             arch_dataloader = runner.build_dataloader(merged,
