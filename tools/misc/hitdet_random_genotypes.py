@@ -129,12 +129,16 @@ def main() -> None:
     if args.reference:
         ref = load_genotype(args.reference)['genotype']
     else:
+        from projects.hit_detector.models import (
+            HIT_BACKBONE,
+            HIT_HEAD,
+            HIT_NECK,
+        )
         model = Config.fromfile(args.template).model
-        from projects.hit_detector.models import HIT_BACKBONE
-        ref = dict(backbone=list(model.backbone.get('genotype',
-                                                    HIT_BACKBONE)),
-                   neck=list(model.neck.genotype),
-                   head=list(model.roi_head.bbox_head.blocks))
+        ref = dict(
+            backbone=list(model.backbone.get('genotype', HIT_BACKBONE)),
+            neck=list(model.neck.get('genotype', HIT_NECK)),
+            head=list(model.roi_head.bbox_head.get('blocks', HIT_HEAD)))
     ref_idx = choice_indices(searcher, ref)
     target = cost_of(searcher, ref_idx)
     rng = random.Random(args.seed)
