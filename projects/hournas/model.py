@@ -14,13 +14,14 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
-from projects.common.nas.mutables import OneShotChoice
+from projects.common.nas.mutables import OneShotChoice, SlicedChoice
 from projects.common.nas.ops import (
     ir_macs,
     ir_params,
@@ -131,6 +132,145 @@ class HNMBConv(nn.Module):
     def analytic_params(self) -> int:
         return ir_params(self.spec, self.c_in, self.c_out, self.se_base,
                          self.expand_when_e1)
+
+
+def _norm(module: ConvModule) -> nn.Module:
+    return getattr(module, module.norm_name)
+
+
+def _sliced_bn(bn: nn.BatchNorm2d, x: torch.Tensor, n: int
+               ) -> torch.Tensor:
+    """``bn`` restricted to its first ``n`` channels (running statistics
+    updated in place on the slice, as ``_BatchNorm.forward`` would)."""
+    factor = 0.0
+    if bn.training and bn.track_running_stats:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) \
+            if bn.momentum is None else bn.momentum
+    use_batch = bn.training or bn.running_mean is None
+    stats = (None, None) if bn.running_mean is None else \
+        (bn.running_mean[:n], bn.running_var[:n])
+    return F.batch_norm(x, *stats, bn.weight[:n], bn.bias[:n], use_batch,
+                        factor, bn.eps)
+
+
+class HNSharedMBConv(nn.Module):
+    """The candidate ops of one position as slices of the largest one
+    (weight entanglement, for :class:`~projects.common.nas.SlicedChoice`).
+
+    One :class:`HNMBConv` with the largest kernel and expansion holds the
+    weights; op ``ir_k{k}_e{e}`` uses the first ``c_in e`` expanded
+    channels (and the first SE channels) and the centre ``k x k`` of the
+    depthwise kernel; the projection's BN is shared. :meth:`export` copies
+    the slices into a standalone :class:`HNMBConv`, which computes the
+    same outputs.
+
+    Args:
+        c_in, c_out, stride, act_cfg, norm_cfg, se_base, expand_when_e1:
+            See :class:`HNMBConv`.
+        ops (Sequence[str]): The candidate op names (undilated ``ir``;
+            ``'skip'``, the identity, too).
+
+    Raises:
+        ValueError: An op is not an ``ir`` op, or ``expand_when_e1`` is
+            False while ``e = 1`` is a candidate (that op has no expansion
+            conv to slice).
+    """
+
+    def __init__(self, c_in: int, c_out: int, ops: Sequence[str],
+                 stride: int = 1, act_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None, se_base: str = 'in',
+                 expand_when_e1: bool = True) -> None:
+        super().__init__()
+        self.skip = 'skip' in ops
+        specs = {name: parse_op(name, default_se=True) for name in ops
+                 if name != 'skip'}
+        for name, spec in specs.items():
+            if spec.kind != 'ir' or spec.dilation != 1:
+                raise ValueError(f'HNSharedMBConv shares undilated ir ops, '
+                                 f'got {name!r}')
+            if spec.expand == 1 and not expand_when_e1:
+                raise ValueError(
+                    f'{name!r} has no expansion conv when expand_when_e1 is '
+                    f'False, so it is no slice of a larger op; use '
+                    f"weight_sharing='separate'")
+        kernel = max(s.kernel for s in specs.values())
+        expand = max(s.expand for s in specs.values())
+        self.specs = specs
+        self.args = dict(c_in=c_in, c_out=c_out, stride=stride,
+                         act_cfg=act_cfg, norm_cfg=norm_cfg, se=True,
+                         se_base=se_base, expand_when_e1=expand_when_e1)
+        self.largest = HNMBConv(op=f'ir_k{kernel}_e{expand}', **self.args)
+
+    def _slices(self, name: str) -> Tuple[int, int, int]:
+        """Expanded width, SE width and kernel offset of op ``name``."""
+        spec, big = self.specs[name], self.largest
+        mid = big.c_in * spec.expand
+        squeeze = se_channels(big.c_in, mid, big.se_base)
+        return mid, squeeze, (big.spec.kernel - spec.kernel) // 2
+
+    def forward(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if name == 'skip' and self.skip:
+            return x
+        big, spec = self.largest, self.specs[name]
+        mid, squeeze, off = self._slices(name)
+        k = spec.kernel
+        y = F.conv2d(x, big.expand.conv.weight[:mid])
+        y = big.expand.activate(_sliced_bn(_norm(big.expand), y, mid))
+        dw = big.depthwise
+        y = F.conv2d(y, dw.conv.weight[:mid, :, off:off + k, off:off + k],
+                     None, big.stride, k // 2, 1, mid)
+        y = dw.activate(_sliced_bn(_norm(dw), y, mid))
+        se = big.se
+        s = y.mean((2, 3), keepdim=True)
+        s = F.conv2d(s, se.reduce.weight[:squeeze, :mid],
+                     se.reduce.bias[:squeeze])
+        s = F.conv2d(se.act(s), se.expand.weight[:mid, :squeeze],
+                     se.expand.bias[:mid])
+        y = y * torch.sigmoid(s)
+        y = _norm(big.project)(F.conv2d(y, big.project.conv.weight[:, :mid]))
+        return x + y if big.residual else y
+
+    def export(self, name: str) -> 'HNMBConv':
+        """A standalone op ``name`` holding copies of its slices."""
+        if name == 'skip' and self.skip:
+            return nn.Identity()
+        big, spec = self.largest, self.specs[name]
+        mid, squeeze, off = self._slices(name)
+        k = spec.kernel
+        op = HNMBConv(op=name, **self.args).to(
+            big.project.conv.weight.device, big.project.conv.weight.dtype)
+        ref = big.state_dict()
+        cuts = {
+            'expand.conv.weight': (slice(mid), ),
+            'depthwise.conv.weight': (slice(mid), slice(None),
+                                      slice(off, off + k),
+                                      slice(off, off + k)),
+            'se.reduce.weight': (slice(squeeze), slice(mid)),
+            'se.reduce.bias': (slice(squeeze), ),
+            'se.expand.weight': (slice(mid), slice(squeeze)),
+            'se.expand.bias': (slice(mid), ),
+            'project.conv.weight': (slice(None), slice(mid)),
+        }
+        state = {}
+        for key, value in op.state_dict().items():
+            full = ref[key]
+            cut = cuts.get(key)
+            if cut is None and key.startswith(('expand.', 'depthwise.')) \
+                    and full.dim() == 1:  # their norms' channels
+                cut = (slice(mid), )
+            state[key] = full[cut] if cut is not None else full
+            if state[key].shape != value.shape:  # a bug here, not input
+                raise RuntimeError(f'export of {name}: {key} sliced to '
+                                   f'{tuple(state[key].shape)}, the op '
+                                   f'has {tuple(value.shape)}')
+        op.load_state_dict(state)
+        return op
+
+    def analytic_macs(self, input_shape: Sequence[int]) -> int:
+        """MACs of the largest op (the cost table counts each op through
+        :meth:`export`)."""
+        return self.largest.analytic_macs(input_shape)
 
 
 def _load_genotype_file(path: str, what: str) -> List[str]:
@@ -282,6 +422,12 @@ class HourNASSupernet(_HourNASBase):
             (ImageNet: ``{0: 'ir_k3_e1'}``, spec 2.2). Defaults to None.
         allow_skip (bool): Add ``skip`` to the non-vital candidates.
             Defaults to False.
+        weight_sharing (str): ``'separate'``: every candidate has its own
+            weights (SPOS, spec 2.3, :class:`OneShotChoice`);
+            ``'entangled'``: the candidates of a position are slices of
+            its largest op (:class:`HNSharedMBConv` in a
+            :class:`SlicedChoice`), which is what trains on the toy
+            budget (README, "Toy data"). Defaults to ``'separate'``.
         act_cfg, norm_cfg, se_base, expand_when_e1, out_indices,
             stem_stride, init_cfg: See :class:`HourNASNet`.
     """
@@ -293,6 +439,7 @@ class HourNASSupernet(_HourNASBase):
                  search_vital: bool = False,
                  fixed_choices: Optional[Mapping] = None,
                  allow_skip: bool = False,
+                 weight_sharing: str = 'separate',
                  act_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, se_base: str = 'in',
                  expand_when_e1: bool = True,
@@ -301,6 +448,10 @@ class HourNASSupernet(_HourNASBase):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(arch, act_cfg, norm_cfg, se_base, expand_when_e1,
                          out_indices, stem_stride, init_cfg)
+        if weight_sharing not in ('separate', 'entangled'):
+            raise ValueError(f"weight_sharing must be 'separate' or "
+                             f"'entangled', got {weight_sharing!r}")
+        self.weight_sharing = weight_sharing
         if mode not in ('vital_only', 'full'):
             raise ValueError(f"mode must be 'vital_only' or 'full', got "
                              f'{mode!r}')
@@ -315,6 +466,13 @@ class HourNASSupernet(_HourNASBase):
             names = list(candidates)
             if i not in self.vital and (allow_skip or mode == 'vital_only'):
                 names.append('skip')
+            if weight_sharing == 'entangled':
+                b = self.chain[i]
+                blocks.append(SlicedChoice(HNSharedMBConv(
+                    b.c_in, b.c_out, names, b.stride, self.act_cfg,
+                    self.norm_cfg, self.se_base, self.expand_when_e1),
+                    names, alias=str(i)))
+                continue
             blocks.append(OneShotChoice(
                 {name: self._op(i, name) for name in names}, alias=str(i)))
         self.blocks = nn.ModuleList(blocks)
@@ -358,6 +516,25 @@ class HourNASSupernet(_HourNASBase):
                 raise ValueError(f'position {i} is fixed to {block.fixed!r}'
                                  f', fixed_vital gives {ops[i]!r}')
             block.fix(ops[i])
+
+    def subnet_state_dict(self, genotype: GenotypeLike
+                          ) -> Dict[str, torch.Tensor]:
+        """The weights (backbone keys) of the standalone
+        :class:`HourNASNet` of ``genotype``, inherited from this supernet,
+        whichever its weight sharing (entangled ops are sliced)."""
+        if isinstance(genotype, str):
+            genotype = _load_genotype_file(genotype, 'genotype')
+        if isinstance(genotype, Mapping):
+            genotype = genotype_list(genotype, len(self.blocks))
+        if len(genotype) != len(self.blocks):
+            raise ValueError(f'genotype has {len(genotype)} ops, the '
+                             f'supernet {len(self.blocks)} positions')
+        out = {k: v for k, v in self.state_dict().items()
+               if not k.startswith('blocks.')}
+        for i, (block, op) in enumerate(zip(self.blocks, genotype)):
+            for k, v in block.candidate_module(op).state_dict().items():
+                out[f'blocks.{i}.{k}'] = v
+        return out
 
 
 def subnet_state_dict(supernet_state: Dict[str, torch.Tensor],

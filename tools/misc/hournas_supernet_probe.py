@@ -8,6 +8,8 @@ epoch: the check behind projects/hournas/README.md ("Toy data", 4).
     python tools/misc/hournas_supernet_probe.py --paths fixed
     python tools/misc/hournas_supernet_probe.py --paths uniform
     python tools/misc/hournas_supernet_probe.py --paths uniform \\
+        --weight-sharing separate --epochs 20
+    python tools/misc/hournas_supernet_probe.py --paths uniform \\
         --arch '{"stem_channels": 16, "stem_stride": 1, \\
                  "head_channels": 256, "stages": [[32, 2, 2], [48, 2, 2], \\
                  [80, 2, 2]]}'
@@ -36,6 +38,8 @@ def main(argv=None) -> list:
     parser.add_argument('--lr', type=float, default=0.05)
     parser.add_argument('--arch', help='a toy arch dict as JSON')
     parser.add_argument('--candidates', nargs='+', help='candidate ops')
+    parser.add_argument('--weight-sharing', choices=['separate', 'entangled'],
+                        help="the supernet's (default: the config's)")
     parser.add_argument('--config', default=osp.join(
         ROOT, 'configs/hournas/toy_hournas_stage1-supernet.py'))
     parser.add_argument('--seed', type=int, default=0)
@@ -60,6 +64,8 @@ def main(argv=None) -> list:
         model_cfg.head.in_channels = model_cfg.backbone.arch['head_channels']
     if args.candidates:
         model_cfg.backbone.candidates = args.candidates
+    if args.weight_sharing:
+        model_cfg.backbone.weight_sharing = args.weight_sharing
     model = MODELS.build(model_cfg)
     mutator = Mutator(model)
     first = {k: v[0] for k, v in mutator.search_space().items()}

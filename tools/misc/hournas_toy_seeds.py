@@ -14,10 +14,12 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
    genotype, and ``--random`` genotypes drawn uniformly among those whose
    MACs lie in HourNAS's band ``[0.9 B, B]``.
 
-It prints the table (val top-1 of the last validation; mean and spread
-over seeds), writes ``--json`` and plots accuracy against MACs
-(``--plot``). Seeded runs repeat on the same machine only, not across
-CPUs; wall times are only meaningful on a quiet machine.
+Every net retrains with one recipe (``--retrain-epochs``, default 20)
+and is scored on the toy test split (2,000 images). It prints the table
+(top-1 of the last validation; mean and spread over seeds), writes
+``--json`` and plots accuracy against MACs (``--plot``). Seeded runs
+repeat on the same machine only, not across CPUs; wall times are only
+meaningful on a quiet machine.
 
 Usage::
 
@@ -85,11 +87,14 @@ def wall(work: str) -> float:
         return json.load(f)['seconds']
 
 
-def pipeline(seed: int, root: str, one_stage: bool) -> Dict[str, dict]:
+def pipeline(seed: int, root: str, one_stage: bool,
+             short: Optional[int] = None) -> Dict[str, dict]:
     """Run the searches of one seed; their work dirs and wall times."""
     s = f'randomness.seed={seed}'
     d = {k: osp.join(root, k) for k in (
         's1', 's1s', 's2', 's2s', 'os', 'oss')}
+    d.update(s2short=osp.join(root, f's2_{short}ep'),
+             s2shorts=osp.join(root, f's2s_{short}ep'))
     searcher = f'train_cfg.searcher.seed={seed}'
     steps = [
         ('s1', 'toy_hournas_stage1-supernet.py', [s], 'finished.json'),
@@ -104,6 +109,19 @@ def pipeline(seed: int, root: str, one_stage: bool) -> Dict[str, dict]:
           'best_genotype.json', f'train_cfg.space_file={d["s2"]}/space.json',
           f'train_cfg.supernet_checkpoint={d["s2"]}'], 'best_genotype.json'),
     ]
+    if short:  # HourNAS again, stage 2's supernet trained `short` epochs
+        vital = f'model.backbone.fixed_vital={d["s1s"]}/best_genotype.json'
+        steps += [
+            ('s2short', 'toy_hournas_stage2-supernet.py',
+             [s, vital, f'load_from={d["s1"]}', f'train_cfg.max_epochs='
+              f'{short}', f'param_scheduler.1.T_max={short}'],
+             'finished.json'),
+            ('s2shorts', 'toy_hournas_stage2-search.py',
+             [s, searcher, vital,
+              f'train_cfg.space_file={d["s2short"]}/space.json',
+              f'train_cfg.supernet_checkpoint={d["s2short"]}'],
+             'best_genotype.json'),
+        ]
     if one_stage:
         steps += [
             ('os', 'toy_hournas_onestage-supernet.py', [s], 'finished.json'),
@@ -147,10 +165,20 @@ def band_genotypes(n: int, seed: int, low: float, high: float) -> List[list]:
     return found
 
 
+#: Retrain epochs, the same for every net (--retrain-epochs).
+RETRAIN_EPOCHS = 20
+
+
 def retrain(work: str, seed: int, genotype: Optional[list] = None,
             config: Optional[str] = None) -> float:
+    """Train a net from scratch (the search's exported config, or the
+    template with ``genotype``) with one recipe: the epochs are set here,
+    whatever the config says."""
     config = config or osp.join(CFG, 'toy_hournas_retrain.py')
-    options = [f'randomness.seed={seed}']
+    e = RETRAIN_EPOCHS
+    options = [f'randomness.seed={seed}', f'train_cfg.max_epochs={e}',
+               f'train_cfg.val_interval={e}', f'param_scheduler.1.T_max={e}',
+               f'default_hooks.checkpoint.interval={e}']
     if genotype is not None:
         options.append('model.backbone.genotype=[' + ','.join(
             f"'{op}'" for op in genotype) + ']')
@@ -176,13 +204,19 @@ def plot(results: dict, path: str) -> None:
         ax.scatter([r['hournas']['macs'] / 1e6], [r['hournas']['top1']],
                    marker='*', s=220, color=colour, edgecolor='k',
                    label=f'HourNAS, seed {seed}')
+        if 'hournas_short' in r:
+            short = r['hournas_short']
+            ax.scatter([short['macs'] / 1e6], [short['top1']], marker='^',
+                       s=90, color=colour, edgecolor='k',
+                       label=f'HourNAS, stage 2 {short["stage2_epochs"]} '
+                       f'ep, seed {seed}')
         if 'one_stage' in r:
             ax.scatter([r['one_stage']['macs'] / 1e6],
                        [r['one_stage']['top1']], marker='D', s=60,
                        color=colour, edgecolor='k',
                        label=f'one-stage, seed {seed}')
     ax.set_xlabel('MACs (M, 32x32 input)')
-    ax.set_ylabel('val top-1 after retraining (%)')
+    ax.set_ylabel('top-1 after retraining (%), toy test split')
     ax.set_title('HourNAS on the toy classification set')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -192,29 +226,35 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(argv=None) -> None:
-    global JOBS
+    global JOBS, RETRAIN_EPOCHS
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--random', type=int, default=10,
                         help='random genotypes per seed')
     parser.add_argument('--one-stage', action='store_true',
                         help='also run the one-stage baseline search')
+    parser.add_argument('--short-stage2', type=int, metavar='EPOCHS',
+                        help='also run HourNAS with stage 2\'s supernet '
+                        'trained this many epochs (same stage 1)')
     parser.add_argument('--searches-only', action='store_true',
                         help='run the searches, not the retrains')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs side by side, one thread each (their '
                         'wall times are not a quiet machine\'s)')
+    parser.add_argument('--retrain-epochs', type=int, default=RETRAIN_EPOCHS,
+                        help='epochs of every retrain')
     parser.add_argument('--work-dir', default='work_dirs/hournas_seeds')
     parser.add_argument('--json', help='write the figures to this file')
     parser.add_argument('--plot', help='write the plot to this PNG')
     args = parser.parse_args(argv)
-    JOBS = args.jobs
+    JOBS, RETRAIN_EPOCHS = args.jobs, args.retrain_epochs
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(args.jobs)
     roots = {seed: osp.join(args.work_dir, f'seed{seed}')
              for seed in args.seeds}
     runs = dict(zip(args.seeds, pool.map(
-        lambda seed: pipeline(seed, roots[seed], args.one_stage),
+        lambda seed: pipeline(seed, roots[seed], args.one_stage,
+                              args.short_stage2),
         args.seeds)))
     if args.searches_only:
         return
@@ -231,6 +271,18 @@ def main(argv=None) -> None:
         jobs.append((r['hournas'], osp.join(root, 'retrain_hournas'), seed,
                      None, osp.join(run['s2s']['work'],
                                     'retrain_config.py')))
+        if args.short_stage2:
+            with open(osp.join(run['s2shorts']['work'],
+                               'best_genotype.json')) as f:
+                short = json.load(f)
+            r['hournas_short'] = dict(
+                genotype=short['genotype'], macs=short['macs'],
+                heldout=short['score'], stage2_epochs=args.short_stage2)
+            jobs.append((r['hournas_short'],
+                         osp.join(root, f'retrain_hournas_'
+                                  f'{args.short_stage2}ep'), seed, None,
+                         osp.join(run['s2shorts']['work'],
+                                  'retrain_config.py')))
         if args.one_stage:
             with open(osp.join(run['oss']['work'],
                                'best_genotype.json')) as f:
@@ -297,12 +349,38 @@ def _report(results: dict, args) -> None:
     print(f'gap over the random mean: {mean_std(gaps)} over '
           f'{len(gaps)} seed(s); ahead by more than the standard error of '
           f'the random mean on every seed: {all(m > 1 for m in margins)}')
+    _report_cost(results)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(results=results, gaps=gaps, margins=margins), f,
                       indent=1)
     if args.plot:
         plot(results, args.plot)
+
+
+def _report_cost(results: dict) -> None:
+    """Search wall time against the retrained top-1 it buys: HourNAS,
+    HourNAS with a shorter stage 2, the one-stage search."""
+    rows = [('hournas', ('s1', 's1s', 's2', 's2s'), 'HourNAS'),
+            ('hournas_short', ('s1', 's1s', 's2short', 's2shorts'),
+             'HourNAS, stage 2 for {} epochs'),
+            ('one_stage', ('os', 'oss'), 'one-stage')]
+    print('| seed | search | search wall s | retrained top-1 | vs '
+          'one-stage time |')
+    print('|---|---|---|---|---|')
+    for seed in sorted(results):
+        r = results[seed]
+        if 'one_stage' not in r:
+            return
+        cost = r['cost']
+        ref = sum(cost[k] for k in rows[-1][1])
+        for key, steps, name in rows:
+            if key not in r:
+                continue
+            sec = sum(cost[k] for k in steps)
+            label = name.format(r[key].get('stage2_epochs'))
+            print(f'| {seed} | {label} | {sec:.0f} | {r[key]["top1"]:.1f} '
+                  f'| {sec / ref:.2f} |')
 
 
 if __name__ == '__main__':

@@ -8,9 +8,10 @@ pipelines of mmdet / mmpretrain / mmseg read them unchanged:
   ``{train,val}/*.jpg``), 800 train and 100 val images of 128x128, 5 shape
   classes among unlabelled clutter shapes, objects of 16 to 96 px, so
   that FPN levels P3, P4 and P5 of a RetinaNet receive objects.
-* ``toy_cls``: ImageNet layout (``train/<class>/*.JPEG``, flat ``val/``,
-  ``meta/{train,val}.txt`` with ``path label`` lines), 10 shape classes,
-  2600 train and 400 val images of 64x64.
+* ``toy_cls``: ImageNet layout (``train/<class>/*.JPEG``, flat ``val/``
+  and ``test/``, ``meta/{train,val,test}.txt`` with ``path label``
+  lines), 10 shape classes, 2600 train, 400 val and 2000 test images of
+  64x64 (v3 added the test split; train and val are v2's).
 * ``toy_seg``: ADE20K layout (``images/{training,validation}/*.jpg`` and
   ``annotations/{training,validation}/*.png``); label 0 is "other" and is
   ignored through ``reduce_zero_label=True``, labels 1..6 are the classes.
@@ -49,7 +50,8 @@ from PIL import Image, ImageDraw
 
 #: Per dataset: bump when its generated content changes, so stale copies
 #: are regenerated (and results that depend on it are re-measured).
-TOY_DATA_VERSIONS = {'det': 3, 'cls': 2, 'seg': 2, 'reid': 3}
+# cls 3 added the test split (train and val are unchanged)
+TOY_DATA_VERSIONS = {'det': 3, 'cls': 3, 'seg': 2, 'reid': 3}
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(ROOT, 'data')
 STAMP = '.complete'
@@ -290,11 +292,15 @@ def make_det(out: str, seed: int, spec: Optional[DetSpec] = None) -> None:
 
 
 def make_cls(out: str, seed: int) -> None:
-    """ImageNet-style classification: 10 classes, 64x64, 260 + 40 each."""
+    """ImageNet-style classification: 10 classes, 64x64, 260 train + 40
+    val + 200 test images each (the test split, flat like val, is for
+    comparisons whose differences are small: 400 val images measure a
+    top-1 near 80% to +-2 points, 2,000 to +-0.9)."""
     os.makedirs(osp.join(out, 'meta'))
     with open(osp.join(out, 'meta', 'classes.txt'), 'w') as f:
         f.write('\n'.join(CLS_CLASSES) + '\n')
-    for split, per_class, off in (('train', 260, 0), ('val', 40, 1)):
+    for split, per_class, off in (('train', 260, 0), ('val', 40, 1),
+                                  ('test', 200, 2)):
         rng = np.random.default_rng([seed, 2, off])
         lines = []
         order = [(c, i) for i in range(per_class)
@@ -317,7 +323,7 @@ def make_cls(out: str, seed: int) -> None:
             if split == 'train':
                 rel = f'{CLS_CLASSES[label]}/{CLS_CLASSES[label]}_{i:05d}.JPEG'
             else:
-                rel = f'toy_val_{n + 1:08d}.JPEG'
+                rel = f'toy_{split}_{n + 1:08d}.JPEG'
             os.makedirs(osp.dirname(osp.join(out, split, rel)), exist_ok=True)
             _save_jpeg(img, osp.join(out, split, rel))
             lines.append(f'{rel} {label}')

@@ -12,16 +12,21 @@ from .evolution import EvolutionSearcher, load_state, save_state
 from .export import export_config, load_genotype, save_genotype, save_json
 from .hooks import SinglePathSamplerHook, load_probs
 from .loops import EvolutionSearchLoop
-from .mutables import ChoiceBlock, DifferentiableChoice, OneShotChoice
+from .mutables import (
+                       ChoiceBlock,
+                       DifferentiableChoice,
+                       OneShotChoice,
+                       SlicedChoice,
+)
 from .mutator import Genotype, Mutator
 from .ops import (
-                  OpSpec,
-                  ir_macs,
-                  ir_params,
-                  op_macs,
-                  op_params,
-                  parse_op,
-                  se_channels,
+                       OpSpec,
+                       ir_macs,
+                       ir_params,
+                       op_macs,
+                       op_params,
+                       parse_op,
+                       se_channels,
 )
 
 __all__ = [
@@ -31,5 +36,5 @@ __all__ = [
     'export_config', 'heldout_indices', 'ir_macs', 'ir_params',
     'load_genotype', 'load_probs', 'load_state', 'op_macs', 'op_params',
     'parse_op', 'recalibrate_bn', 'save_genotype', 'save_json', 'save_state',
-    'se_channels'
+    'se_channels', 'SlicedChoice'
 ]

@@ -144,7 +144,7 @@ def build_cost_table(model: nn.Module, inputs: Sequence[torch.Tensor],
     for k, b in mutator.blocks.items():
         ops[k] = {name: dict(macs=_op_macs(op, shapes[k], like),
                              params=count_params(op))
-                  for name, op in b.candidates.items()}
+                  for name, op in b.candidate_modules().items()}
     in_blocks = {id(p) for b in mutator.blocks.values()
                  for p in b.parameters()}
     fixed_params = sum(p.numel() for p in model.parameters()

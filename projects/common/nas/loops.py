@@ -200,7 +200,7 @@ class EvolutionSearchLoop(TrainedModelLoop):
                                  f'block {k!r}; the model has '
                                  f'{list(mutator.blocks)}')
             unknown = [op for op in dist if op not in
-                       mutator.blocks[k].candidates]
+                       mutator.blocks[k].choices]
             if unknown:
                 raise ValueError(f'search probabilities of block {k!r} name '
                                  f'ops it lacks: {unknown}')

@@ -6,6 +6,9 @@ here for torch alone:
 
 - :class:`OneShotChoice` holds its candidates with separate weights and
   runs one of them (single-path one-shot training, SPOS; HourNAS);
+- :class:`SlicedChoice` runs one candidate too, but all candidates are
+  slices of one module's weights (weight entanglement: Single-Path NAS,
+  OFA, AutoFormer), so the paths train one shared representation;
 - :class:`DifferentiableChoice` runs all candidates and mixes them with the
   softmax of its architecture parameters (DARTS; Hit-Detector's stage B),
   or with the parameters themselves as linear gates (Hit-Detector's
@@ -15,7 +18,7 @@ Both can be *fixed* to one op, which removes them from the search space: a
 fixed block always runs that op. A candidate named ``'skip'`` is the
 identity (the block is left out).
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -48,8 +51,18 @@ class ChoiceBlock(nn.Module):
         """Candidate names, in order."""
         return list(self.candidates.keys())
 
+    def candidate_module(self, name: str) -> nn.Module:
+        """A module that runs op ``name`` alone (what a cost table counts
+        and a subnet inherits)."""
+        self._check(name)
+        return self.candidates[name]
+
+    def candidate_modules(self) -> Dict[str, nn.Module]:
+        """Op name -> :meth:`candidate_module`."""
+        return {name: self.candidate_module(name) for name in self.choices}
+
     def _check(self, name: str) -> None:
-        if name not in self.candidates:
+        if name not in self.choices:
             raise ValueError(
                 f'choice block {self.alias!r} has no op {name!r}; its '
                 f'candidates are {self.choices}')
@@ -88,7 +101,57 @@ class OneShotChoice(ChoiceBlock):
             raise RuntimeError(
                 f'choice block {self.alias!r}: no op chosen; set a path '
                 f'with the mutator (or a path sampler hook) first')
+        return self._run(name, *args, **kwargs)
+
+    def _run(self, name: str, *args, **kwargs):
         return self.candidates[name](*args, **kwargs)
+
+
+class SlicedChoice(OneShotChoice):
+    """Single-path one-shot over candidates that share their weights.
+
+    ``shared`` holds the weights of the largest candidate; every candidate
+    runs on slices of them (a smaller kernel is the centre of the largest,
+    a smaller width its first channels). The paths sampled in training
+    then update one representation instead of each op its own, which is
+    what lets a small supernet train in few epochs (``projects/hournas``
+    measures it). The block is driven exactly like
+    :class:`OneShotChoice`.
+
+    Args:
+        shared (nn.Module): Provides ``forward(x, name)``, op ``name`` on
+            its slices, and ``export(name)``, a standalone module of op
+            ``name`` holding copies of those slices (what the cost table
+            counts and a subnet inherits).
+        choices (Sequence[str]): The op names, in the space's order.
+        alias (str, optional): See :class:`ChoiceBlock`.
+    """
+
+    def __init__(self, shared: nn.Module, choices: Sequence[str],
+                 alias: Optional[str] = None) -> None:
+        nn.Module.__init__(self)
+        if not choices:
+            raise ValueError('a choice block needs at least one candidate')
+        for attr in ('export', 'forward'):
+            if not callable(getattr(shared, attr, None)):
+                raise TypeError(f'SlicedChoice: {type(shared).__name__} '
+                                f'has no {attr}()')
+        self.shared = shared
+        self._names = list(choices)
+        self.alias = alias
+        self.fixed: Optional[str] = None
+        self._chosen: Optional[str] = None
+
+    @property
+    def choices(self) -> List[str]:
+        return list(self._names)
+
+    def candidate_module(self, name: str) -> nn.Module:
+        self._check(name)
+        return self.shared.export(name)
+
+    def _run(self, name: str, *args, **kwargs):
+        return self.shared(*args, name=name, **kwargs)
 
 
 class DifferentiableChoice(ChoiceBlock):

@@ -82,7 +82,7 @@ class Mutator:
                     f'{len(self.blocks)}: missing {missing}')
         for k, op in genotype.items():
             block = self.blocks[k]
-            if op not in block.candidates:
+            if op not in block.choices:
                 raise ValueError(
                     f'genotype: block {k!r} has no op {op!r}; its '
                     f'candidates are {block.choices}')

@@ -355,3 +355,95 @@ def test_shrinker_step_checks_the_budget_and_the_vital_ops():
     with pytest.raises(ValueError, match='vital blocks fixed'):
         shrink(build_cost_table(free, [torch.zeros(1, 3, 32, 32)]),
                Mutator(free), [1, 3, 5], 2_850_000)
+
+
+def _entangled(**kwargs):
+    return _classifier(dict(type='HourNASSupernet', arch='toy', mode='full',
+                            search_vital=True, weight_sharing='entangled',
+                            act_cfg=dict(type='ReLU'), **kwargs), 10, 128)
+
+
+def _random_bn(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_entangled_supernet_equals_the_standalone_net_of_its_slices(train):
+    torch.manual_seed(0)
+    supernet = _entangled()
+    _random_bn(supernet)
+    supernet.double()
+    mutator = Mutator(supernet)
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    rng = random.Random(1)
+    outs = []
+    for _ in range(3):
+        genotype = [rng.choice(OPS) for _ in range(6)]
+        mutator.set({str(i): op for i, op in enumerate(genotype)})
+        net = _classifier(dict(type='HourNASNet', arch='toy',
+                               genotype=genotype, act_cfg=dict(type='ReLU')),
+                          10, 128).double()
+        net.load_state_dict(
+            {'backbone.' + k: v for k, v in
+             supernet.backbone.subnet_state_dict(genotype).items()} |
+            {k: v for k, v in supernet.state_dict().items()
+             if not k.startswith('backbone.')})
+        supernet.train(train)
+        net.train(train)
+        with torch.no_grad():  # the backbones: the head has dropout
+            ref = net.backbone(x)[0]
+            assert torch.allclose(supernet.backbone(x)[0], ref, atol=1e-12,
+                                  rtol=0)
+        outs.append(ref)
+        if train:  # the slices' running statistics moved like the net's
+            for k, v in supernet.backbone.subnet_state_dict(
+                    genotype).items():
+                assert torch.allclose(v, net.backbone.state_dict()[k],
+                                      atol=1e-12, rtol=0), k
+    # the paths differ: the test would notice a supernet ignoring its path
+    assert not torch.allclose(outs[0], outs[1])
+
+
+def test_entangled_ops_are_slices_of_one_op_and_cost_like_separate_ones():
+    sep = _classifier(dict(type='HourNASSupernet', arch='toy', mode='full',
+                           search_vital=True, act_cfg=dict(type='ReLU')),
+                      10, 128)
+    ent = _entangled()
+    x = torch.zeros(1, 3, 32, 32)
+    t_sep, t_ent = build_cost_table(sep, [x]), build_cost_table(ent, [x])
+    assert t_ent.ops == t_sep.ops
+    assert t_ent.fixed_macs == t_sep.fixed_macs
+    assert t_ent.fixed_params == t_sep.fixed_params
+    # one position's parameters are its largest op's
+    block = ent.backbone.blocks[2]
+    largest = block.candidate_module('ir_k5_e6')
+    assert count_params(block) == count_params(largest)
+    # a small op's gradient reaches its slices only
+    mutator = Mutator(ent)
+    mutator.set({str(i): 'ir_k3_e1' for i in range(6)})
+    ent.train()
+    ent.backbone(torch.randn(2, 3, 32, 32))[0].square().sum().backward()
+    big = block.shared.largest
+    c_in = big.c_in
+    grad = big.expand.conv.weight.grad
+    assert grad[:c_in].abs().sum() > 0 and grad[c_in:].abs().sum() == 0
+    dw = big.depthwise.conv.weight.grad
+    assert dw[:c_in, :, 1:4, 1:4].abs().sum() > 0
+    ring = dw[:c_in].clone()
+    ring[:, :, 1:4, 1:4] = 0
+    assert ring.abs().sum() == 0
+
+
+def test_entangled_supernet_refuses_what_it_cannot_slice():
+    with pytest.raises(ValueError, match="weight_sharing must be"):
+        _classifier(dict(type='HourNASSupernet', arch='toy',
+                         weight_sharing='shared'), 10, 128)
+    with pytest.raises(ValueError, match='no expansion conv'):
+        _entangled(expand_when_e1=False)
+    with pytest.raises(ValueError, match='6 positions'):
+        _entangled().backbone.subnet_state_dict(['ir_k3_e1'] * 5)
