@@ -194,6 +194,14 @@ class HNSharedMBConv(nn.Module):
                     f'{name!r} has no expansion conv when expand_when_e1 is '
                     f'False, so it is no slice of a larger op; use '
                     f"weight_sharing='separate'")
+        if not specs:
+            raise ValueError('HNSharedMBConv needs at least one ir op '
+                             'besides skip')
+        norm_cfg = norm_cfg or dict(type='BN')
+        if norm_cfg.get('type') != 'BN' or norm_cfg.get('affine') is False:
+            raise ValueError(
+                f'HNSharedMBConv slices plain affine BN only (a SyncBN '
+                f'slice would not sync), got norm_cfg={norm_cfg}')
         kernel = max(s.kernel for s in specs.values())
         expand = max(s.expand for s in specs.values())
         self.specs = specs
@@ -544,6 +552,13 @@ def subnet_state_dict(supernet_state: Dict[str, torch.Tensor],
     (a list, or a dict ``position -> op``), inherited from a supernet's
     state dict (keys of other candidates are dropped,
     ``blocks.i.candidates.<op>.`` becomes ``blocks.i.``)."""
+    shared = [k for k in supernet_state if '.shared.' in k]
+    if shared:
+        raise ValueError(
+            f'subnet_state_dict: {shared[0]!r} is a weight-entangled '
+            f"supernet's (weight_sharing='entangled'); slice it with "
+            f'HourNASSupernet.subnet_state_dict(genotype) on the built '
+            f'supernet')
     if isinstance(genotype, Mapping):
         genotype = genotype_list(genotype, len(genotype))
     out = {}

@@ -447,3 +447,8 @@ def test_entangled_supernet_refuses_what_it_cannot_slice():
         _entangled(expand_when_e1=False)
     with pytest.raises(ValueError, match='6 positions'):
         _entangled().backbone.subnet_state_dict(['ir_k3_e1'] * 5)
+    with pytest.raises(ValueError, match='slices plain affine BN'):
+        _entangled(norm_cfg=dict(type='SyncBN'))
+    # the checkpoint-level helper would drop the shared weights silently
+    with pytest.raises(ValueError, match='weight-entangled'):
+        subnet_state_dict(_entangled().state_dict(), ['ir_k3_e1'] * 6)
