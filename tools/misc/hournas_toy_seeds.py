@@ -195,7 +195,7 @@ def plot(results: dict, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
     for i, (seed, r) in enumerate(sorted(results.items())):
         colour = f'C{i}'
         ax.scatter([x['macs'] / 1e6 for x in r['random']],
@@ -219,7 +219,8 @@ def plot(results: dict, path: str) -> None:
     ax.set_ylabel('top-1 after retraining (%), toy test split')
     ax.set_title('HourNAS on the toy classification set')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    # outside the axes: inside, it hides points
+    ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f'[hournas seeds] plot: {path}')
