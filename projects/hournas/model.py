@@ -275,11 +275,6 @@ class HNSharedMBConv(nn.Module):
         op.load_state_dict(state)
         return op
 
-    def analytic_macs(self, input_shape: Sequence[int]) -> int:
-        """MACs of the largest op (the cost table counts each op through
-        :meth:`export`)."""
-        return self.largest.analytic_macs(input_shape)
-
 
 def _load_genotype_file(path: str, what: str) -> List[str]:
     if not osp.isfile(path):

@@ -24,7 +24,7 @@ meaningful on a quiet machine.
 Usage::
 
     python tools/misc/hournas_toy_seeds.py --seeds 0 1 2 --random 10 \\
-        --one-stage --json work_dirs/hournas_seeds.json \\
+        --one-stage --short-stage2 10 --json work_dirs/hournas_seeds.json \\
         --plot projects/hournas/toy_acc_vs_macs.png
 """
 import argparse
@@ -96,32 +96,30 @@ def pipeline(seed: int, root: str, one_stage: bool,
     d.update(s2short=osp.join(root, f's2_{short}ep'),
              s2shorts=osp.join(root, f's2s_{short}ep'))
     searcher = f'train_cfg.searcher.seed={seed}'
+    vital = f'model.backbone.fixed_vital={d["s1s"]}/best_genotype.json'
+
+    def stage2(sup: str, search: str, extra: List[str]) -> list:
+        """Stage 2's supernet (from stage 1's weights) and search."""
+        return [
+            (sup, 'toy_hournas_stage2-supernet.py',
+             [s, vital, f'load_from={d["s1"]}', *extra], 'finished.json'),
+            (search, 'toy_hournas_stage2-search.py',
+             [s, searcher, vital, f'train_cfg.space_file={d[sup]}/space.json',
+              f'train_cfg.supernet_checkpoint={d[sup]}'],
+             'best_genotype.json'),
+        ]
+
     steps = [
         ('s1', 'toy_hournas_stage1-supernet.py', [s], 'finished.json'),
         ('s1s', 'toy_hournas_stage1-search.py',
          [s, searcher, f'train_cfg.supernet_checkpoint={d["s1"]}'],
          'best_genotype.json'),
-        ('s2', 'toy_hournas_stage2-supernet.py',
-         [s, f'model.backbone.fixed_vital={d["s1s"]}/best_genotype.json',
-          f'load_from={d["s1"]}'], 'finished.json'),
-        ('s2s', 'toy_hournas_stage2-search.py',
-         [s, searcher, f'model.backbone.fixed_vital={d["s1s"]}/'
-          'best_genotype.json', f'train_cfg.space_file={d["s2"]}/space.json',
-          f'train_cfg.supernet_checkpoint={d["s2"]}'], 'best_genotype.json'),
+        *stage2('s2', 's2s', []),
     ]
     if short:  # HourNAS again, stage 2's supernet trained `short` epochs
-        vital = f'model.backbone.fixed_vital={d["s1s"]}/best_genotype.json'
-        steps += [
-            ('s2short', 'toy_hournas_stage2-supernet.py',
-             [s, vital, f'load_from={d["s1"]}', f'train_cfg.max_epochs='
-              f'{short}', f'param_scheduler.1.T_max={short}'],
-             'finished.json'),
-            ('s2shorts', 'toy_hournas_stage2-search.py',
-             [s, searcher, vital,
-              f'train_cfg.space_file={d["s2short"]}/space.json',
-              f'train_cfg.supernet_checkpoint={d["s2short"]}'],
-             'best_genotype.json'),
-        ]
+        steps += stage2('s2short', 's2shorts', [
+            f'train_cfg.max_epochs={short}',
+            f'param_scheduler.1.T_max={short}'])
     if one_stage:
         steps += [
             ('os', 'toy_hournas_onestage-supernet.py', [s], 'finished.json'),
