@@ -1,7 +1,7 @@
 # HourNAS on the toy classification set (spec section 7): 64x64 images
 # resized to 32x32, the toy arch (3 stages, one vital and one non-vital
 # block each, widths about a quarter of EfficientNet-B0's), ReLU. The
-# 30 training images of each class (drawn with seed 0) are held out
+# 60 training images of each class (drawn with seed 0) are held out
 # for the search and never trained on by the supernets. The supernets
 # share weights between the ops of a position (weight_sharing=
 # 'entangled'): with separate weights (SPOS, the spec's reading, kept
@@ -48,11 +48,11 @@ _train_set = dict(
 # supernets train on the rest (the retrain config puts the whole set back)
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='HeldOutSplit', part='train',
-                 per_class=30,
+                 per_class=60,
                  dataset=dict(_train_set, pipeline=train_pipeline)))
 heldout_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=False,
-    dataset=dict(type='HeldOutSplit', part='heldout', per_class=30,
+    dataset=dict(type='HeldOutSplit', part='heldout', per_class=60,
                  dataset=dict(_train_set, pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

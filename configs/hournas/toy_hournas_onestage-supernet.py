@@ -1,6 +1,6 @@
 # The one-stage baseline of the HourNAS toy evidence: one supernet over
 # the whole space (vital and non-vital blocks searched together), trained
-# for as many epochs as HourNAS's two supernets together, single-path
+# 60 epochs (HourNAS's two supernets train 30 + 10), single-path
 # sampling with paths above the budget redrawn. Next:
 # toy_hournas_onestage-search.py. Figures: projects/hournas/README.md.
 _base_ = ['./toy_hournas_stage1-supernet.py']

@@ -17,7 +17,7 @@ train_cfg = dict(
     evaluator=dict(type='Accuracy', topk=(1, )),
     input_shape={{ _base_.input_shape }},
     calib_batches=10,
-    searcher=dict(population_size=8, num_generations=3, top_k=4,
-                  num_mutations=4, num_crossovers=4, seed=0),
+    searcher=dict(population_size=16, num_generations=5, top_k=8,
+                  num_mutations=8, num_crossovers=8, seed=0),
     export=dict(template='configs/hournas/toy_hournas_retrain.py',
                 key='model.backbone.genotype'))

@@ -12,7 +12,9 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
 3. retraining from scratch, with the same recipe
    (``toy_hournas_retrain.py``): the HourNAS genotype, the one-stage
    genotype, and ``--random`` genotypes drawn uniformly among those whose
-   MACs lie in HourNAS's band ``[0.9 B, B]``.
+   MACs lie in HourNAS's band ``[0.9 B, B]`` (a pool per seed, or with
+   ``--random-pool S`` one pool, drawn and retrained with seed S, that
+   every seed is compared with).
 
 Every net retrains with one recipe (``--retrain-epochs``, default 20)
 and is scored on the toy test split (2,000 images). It prints the table
@@ -24,7 +26,8 @@ meaningful on a quiet machine.
 Usage::
 
     python tools/misc/hournas_toy_seeds.py --seeds 0 1 2 --random 10 \\
-        --one-stage --short-stage2 10 --json work_dirs/hournas_seeds.json \\
+        --random-pool 0 --one-stage --jobs 2 \\
+        --json work_dirs/hournas_seeds.json \\
         --plot projects/hournas/toy_acc_vs_macs.png
 """
 import argparse
@@ -196,9 +199,13 @@ def plot(results: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(9.0, 4.6))
     for i, (seed, r) in enumerate(sorted(results.items())):
         colour = f'C{i}'
-        ax.scatter([x['macs'] / 1e6 for x in r['random']],
-                   [x['top1'] for x in r['random']], s=18, color=colour,
-                   alpha=0.5, label=f'random, seed {seed}')
+        pool = r.get('random_pool')
+        if pool is None or i == 0:
+            ax.scatter([x['macs'] / 1e6 for x in r['random']],
+                       [x['top1'] for x in r['random']], s=18,
+                       color='grey' if pool is not None else colour,
+                       alpha=0.6, label=f'random, seed {seed}' if pool is
+                       None else f'random nets (retrain seed {pool})')
         ax.scatter([r['hournas']['macs'] / 1e6], [r['hournas']['top1']],
                    marker='*', s=220, color=colour, edgecolor='k',
                    label=f'HourNAS, seed {seed}')
@@ -230,6 +237,10 @@ def main(argv=None) -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--random', type=int, default=10,
                         help='random genotypes per seed')
+    parser.add_argument('--random-pool', type=int, metavar='SEED',
+                        help='draw and retrain the random nets once, with '
+                        'this seed, and compare every seed with that pool '
+                        '(default: a pool per seed)')
     parser.add_argument('--one-stage', action='store_true',
                         help='also run the one-stage baseline search')
     parser.add_argument('--short-stage2', type=int, metavar='EPOCHS',
@@ -257,7 +268,7 @@ def main(argv=None) -> None:
         args.seeds)))
     if args.searches_only:
         return
-    jobs, results = [], {}
+    jobs, results, pool_nets = [], {}, None
     for seed in args.seeds:
         root, run = roots[seed], runs[seed]
         with open(osp.join(run['s2s']['work'], 'best_genotype.json')) as f:
@@ -291,12 +302,16 @@ def main(argv=None) -> None:
             jobs.append((r['one_stage'], osp.join(root, 'retrain_onestage'),
                          seed, None, osp.join(run['oss']['work'],
                                               'retrain_config.py')))
-        for j, g in enumerate(band_genotypes(args.random, seed,
-                                             0.9 * budget, budget)):
-            entry = dict(genotype=g, macs=_macs(g))
-            r['random'].append(entry)
-            jobs.append((entry, osp.join(root, f'retrain_random{j}'), seed,
-                         g, None))
+        if args.random_pool is not None:  # one pool for every seed
+            if pool_nets is None:
+                pool_nets, p = [], args.random_pool
+                jobs += _random_jobs(pool_nets, args.random, p, budget,
+                                     osp.join(args.work_dir, f'seed{p}'))
+            r['random'] = pool_nets
+            r['random_pool'] = args.random_pool
+        else:
+            jobs += _random_jobs(r['random'], args.random, seed, budget,
+                                 root)
 
     def do(job) -> None:
         entry, work, seed, genotype, config = job
@@ -304,6 +319,19 @@ def main(argv=None) -> None:
 
     list(pool.map(do, jobs))
     _report(results, args)
+
+
+def _random_jobs(entries: list, n: int, seed: int, budget: int,
+                 root: str) -> list:
+    """Retrain jobs of ``n`` random nets of the band ``[0.9 B, B]``
+    drawn and retrained with ``seed``; their entries go to ``entries``."""
+    jobs = []
+    for j, g in enumerate(band_genotypes(n, seed, 0.9 * budget, budget)):
+        entry = dict(genotype=g, macs=_macs(g))
+        entries.append(entry)
+        jobs.append((entry, osp.join(root, f'retrain_random{j}'), seed, g,
+                     None))
+    return jobs
 
 
 def _macs(genotype: list) -> int:
