@@ -63,3 +63,33 @@ class CNNPatchEmbed(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         x = self.projection(self._last(self.backbone(x)))
         return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
+
+
+@MODELS.register_module()
+class ConvStem(BaseModule):
+    """A stack of 3x3 stride-2 conv-BN-ReLU layers (the convolutional stem
+    of Xiao et al., "Early Convolutions Help Transformers See Better",
+    NeurIPS 2021), for ``CNNPatchEmbed``: ``len(channels)`` layers give a
+    stride of ``2 ** len(channels)`` and a receptive field of
+    ``2 ** (len(channels) + 1) - 1`` pixels, so a token sees its own
+    patch and a few pixels of its neighbours, where a ResNet's stages see
+    most of a small image.
+
+    Args:
+        channels (tuple): Output channels of each layer.
+        in_channels (int): Image channels. Defaults to 3.
+        init_cfg (dict, optional): Initialisation. Defaults to None.
+    """
+
+    def __init__(self, channels: Tuple[int, ...], in_channels: int = 3,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        layers = []
+        for c in channels:
+            layers += [nn.Conv2d(in_channels, c, 3, 2, 1, bias=False),
+                       nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            in_channels = c
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)

@@ -97,11 +97,12 @@ def test_detection_clutter_is_drawn_but_not_labelled(tmp_path):
     assert 0.01 < changed < 0.9, changed
 
 
-def test_classification_imagenet_layout(toy_data):
-    root = osp.join(toy_data, 'toy_cls')
+@pytest.mark.parametrize('name', ['toy_cls', 'toy_glimpse'])
+def test_classification_imagenet_layout(toy_data, name):
+    root = osp.join(toy_data, name)
     classes = open(osp.join(root, 'meta', 'classes.txt')).read().split()
     assert len(classes) >= 10
-    for split, per_class in (('train', 260), ('val', 40)):
+    for split, per_class in (('train', 260), ('val', 40), ('test', 200)):
         lines = open(osp.join(root, 'meta', f'{split}.txt')).read().split(
             '\n')
         lines = [ln.split() for ln in lines if ln]
@@ -160,6 +161,7 @@ def test_reid_market_layout_and_parsing(toy_data):
 @pytest.mark.parametrize('scope,config', [
     ('mmdet', 'configs/_base_/datasets/toy_det.py'),
     ('mmpretrain', 'configs/_base_/datasets/toy_cls.py'),
+    ('mmpretrain', 'configs/_base_/datasets/toy_glimpse.py'),
     ('mmseg', 'configs/_base_/datasets/toy_seg.py'),
 ])
 def test_host_dataset_classes_read_the_toy_data(toy_data, scope, config):

@@ -12,6 +12,10 @@ pipelines of mmdet / mmpretrain / mmseg read them unchanged:
   and ``test/``, ``meta/{train,val,test}.txt`` with ``path label``
   lines), 10 shape classes, 2600 train, 400 val and 2000 test images of
   64x64 (v3 added the test split; train and val are v2's).
+* ``toy_glimpse``: ``toy_cls``'s classes, layout and split sizes, the
+  class in a few tokens at a fixed place: the labelled shape at the
+  centre among 6-9 distractor shapes of random classes (the token-pruning
+  toy task of Patch Slimming).
 * ``toy_seg``: ADE20K layout (``images/{training,validation}/*.jpg`` and
   ``annotations/{training,validation}/*.png``); label 0 is "other" and is
   ignored through ``reduce_zero_label=True``, labels 1..6 are the classes.
@@ -51,7 +55,8 @@ from PIL import Image, ImageDraw
 #: Per dataset: bump when its generated content changes, so stale copies
 #: are regenerated (and results that depend on it are re-measured).
 # cls 3 added the test split (train and val are unchanged)
-TOY_DATA_VERSIONS = {'det': 3, 'cls': 3, 'seg': 2, 'reid': 3}
+TOY_DATA_VERSIONS = {'det': 3, 'cls': 3, 'glimpse': 1, 'seg': 2,
+                     'reid': 3}
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(ROOT, 'data')
 STAMP = '.complete'
@@ -291,35 +296,23 @@ def make_det(out: str, seed: int, spec: Optional[DetSpec] = None) -> None:
                                      version=TOY_DATA_VERSIONS['det'])), f)
 
 
-def make_cls(out: str, seed: int) -> None:
-    """ImageNet-style classification: 10 classes, 64x64, 260 train + 40
-    val + 200 test images each (the test split, flat like val, is for
-    comparisons whose differences are small: 400 val images measure a
-    top-1 near 80% to +-2 points, 2,000 to +-0.9)."""
+def _write_imagenet_layout(out: str, seed: int, salt: int,
+                           draw_image: Callable[[np.random.Generator, int],
+                                                Image.Image]) -> None:
+    """The ImageNet layout of ``toy_cls`` and ``toy_glimpse``: 260 train
+    + 40 val + 200 test images per class, each drawn by
+    ``draw_image(rng, label)`` from one generator per split."""
     os.makedirs(osp.join(out, 'meta'))
     with open(osp.join(out, 'meta', 'classes.txt'), 'w') as f:
         f.write('\n'.join(CLS_CLASSES) + '\n')
     for split, per_class, off in (('train', 260, 0), ('val', 40, 1),
                                   ('test', 200, 2)):
-        rng = np.random.default_rng([seed, 2, off])
+        rng = np.random.default_rng([seed, salt, off])
         lines = []
         order = [(c, i) for i in range(per_class)
                  for c in range(len(CLS_CLASSES))]
         for n, (label, i) in enumerate(order):
-            img = background(rng, 64, 64)
-            draw = ImageDraw.Draw(img)
-            bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
-            # a small distractor of another class first, behind the object
-            if rng.random() < 0.5:
-                other = CLS_CLASSES[int(rng.integers(len(CLS_CLASSES)))]
-                s = rng.uniform(6, 12)
-                x, y = rng.uniform(0, 64 - s, 2)
-                draw_shape(draw, other, (x, y, x + s, y + s), _color(rng),
-                           rng)
-            s = rng.uniform(20, 52)
-            x, y = rng.uniform(0, 64 - s, 2)
-            draw_shape(draw, CLS_CLASSES[label], (x, y, x + s, y + s),
-                       _contrasting(rng, bg_mean), rng)
+            img = draw_image(rng, label)
             if split == 'train':
                 rel = f'{CLS_CLASSES[label]}/{CLS_CLASSES[label]}_{i:05d}.JPEG'
             else:
@@ -329,6 +322,70 @@ def make_cls(out: str, seed: int) -> None:
             lines.append(f'{rel} {label}')
         with open(osp.join(out, 'meta', f'{split}.txt'), 'w') as f:
             f.write('\n'.join(lines) + '\n')
+
+
+def make_cls(out: str, seed: int) -> None:
+    """ImageNet-style classification: 10 classes, 64x64, 260 train + 40
+    val + 200 test images each (the test split, flat like val, is for
+    comparisons whose differences are small: 400 val images measure a
+    top-1 near 80% to +-2 points, 2,000 to +-0.9)."""
+
+    def draw_image(rng: np.random.Generator, label: int) -> Image.Image:
+        img = background(rng, 64, 64)
+        draw = ImageDraw.Draw(img)
+        bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
+        # a small distractor of another class first, behind the object
+        if rng.random() < 0.5:
+            other = CLS_CLASSES[int(rng.integers(len(CLS_CLASSES)))]
+            s = rng.uniform(6, 12)
+            x, y = rng.uniform(0, 64 - s, 2)
+            draw_shape(draw, other, (x, y, x + s, y + s), _color(rng), rng)
+        s = rng.uniform(20, 52)
+        x, y = rng.uniform(0, 64 - s, 2)
+        draw_shape(draw, CLS_CLASSES[label], (x, y, x + s, y + s),
+                   _contrasting(rng, bg_mean), rng)
+        return img
+
+    _write_imagenet_layout(out, seed, 2, draw_image)
+
+
+#: ``toy_glimpse``: the labelled shape's box lies inside this central
+#: square (pixels), every distractor's box outside it.
+GLIMPSE_CENTRE = (22, 42)
+
+
+def make_glimpse(out: str, seed: int) -> None:
+    """``toy_cls``'s classes and layout, but the class sits in a few
+    tokens at a fixed place: the labelled shape (14-18 px) at the centre
+    of the 64x64 image (within ``GLIMPSE_CENTRE``, 2x2 to 3x3 patches of
+    8 px), among 6-9 distractor shapes of the same sizes and random
+    classes around it. A token-pruning method has to find the centre
+    tokens; the other tokens look alike but say nothing of the label."""
+    lo, hi = GLIMPSE_CENTRE
+
+    def draw_image(rng: np.random.Generator, label: int) -> Image.Image:
+        img = background(rng, 64, 64)
+        draw = ImageDraw.Draw(img)
+        bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
+        placed, wanted = 0, int(rng.integers(6, 10))
+        for _ in range(200):  # distractors around the centre
+            if placed == wanted:
+                break
+            s = rng.uniform(14, 18)
+            x, y = rng.uniform(0, 64 - s, 2)
+            if x + s > lo and x < hi and y + s > lo and y < hi:
+                continue  # it would reach into the centre
+            other = CLS_CLASSES[int(rng.integers(len(CLS_CLASSES)))]
+            draw_shape(draw, other, (x, y, x + s, y + s),
+                       _contrasting(rng, bg_mean), rng)
+            placed += 1
+        s = rng.uniform(14, 18)
+        x, y = rng.uniform(lo, hi - s, 2)
+        draw_shape(draw, CLS_CLASSES[label], (x, y, x + s, y + s),
+                   _contrasting(rng, bg_mean), rng)
+        return img
+
+    _write_imagenet_layout(out, seed, 5, draw_image)
 
 
 def make_seg(out: str, seed: int) -> None:
@@ -527,6 +584,7 @@ def make_reid(out: str, seed: int) -> None:
 TASKS: Dict[str, Tuple[str, Callable[[str, int], None]]] = {
     'det': ('toy_det', make_det),
     'cls': ('toy_cls', make_cls),
+    'glimpse': ('toy_glimpse', make_glimpse),
     'seg': ('toy_seg', make_seg),
     'reid': ('toy_reid', make_reid),
 }
