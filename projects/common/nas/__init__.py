@@ -1,10 +1,11 @@
 # Copyright (c) EVLab contributors.
 """EVLab's NAS core (docs/nas.md): choice blocks, the mutator, the cost
 table, evolution, BN recalibration, the held-out split, export, and the
-single-path sampler hook and evolution search loop that drive them from a
-config. Nothing here imports a host library: the hook, loop and dataset
-wrapper register into mmengine's root registries, which mmdet, mmseg and
-mmpretrain configs all reach."""
+log-likelihood fitness, and the single-path sampler hook and evolution
+search loop that drive them from a config. Nothing here imports a host
+library: the hook, loop, metric and dataset wrapper register into
+mmengine's root registries, which mmdet, mmseg and mmpretrain configs all
+reach."""
 from .bn import recalibrate_bn
 from .data import HeldOutSplit, heldout_indices
 from .estimator import CostTable, build_cost_table
@@ -12,6 +13,7 @@ from .evolution import EvolutionSearcher, load_state, save_state
 from .export import export_config, load_genotype, save_genotype, save_json
 from .hooks import SinglePathSamplerHook, load_probs
 from .loops import EvolutionSearchLoop
+from .metrics import LogLikelihood
 from .mutables import (
                        ChoiceBlock,
                        DifferentiableChoice,
@@ -31,7 +33,8 @@ from .ops import (
 
 __all__ = [
     'ChoiceBlock', 'CostTable', 'DifferentiableChoice', 'EvolutionSearchLoop',
-    'EvolutionSearcher', 'Genotype', 'HeldOutSplit', 'Mutator',
+    'EvolutionSearcher', 'Genotype', 'HeldOutSplit', 'LogLikelihood',
+    'Mutator',
     'OneShotChoice', 'OpSpec', 'SinglePathSamplerHook', 'build_cost_table',
     'export_config', 'heldout_indices', 'ir_macs', 'ir_params',
     'load_genotype', 'load_probs', 'load_state', 'op_macs', 'op_params',
