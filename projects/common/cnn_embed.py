@@ -93,3 +93,40 @@ class ConvStem(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+@MODELS.register_module()
+class CentreAveragePooling(nn.Module):
+    """Average the central ``size`` x ``size`` cells of a feature map: a
+    classifier neck that reads only the middle of the image. It trains a
+    token-local embedding (e.g. :class:`ConvStem`) on ``toy_glimpse``,
+    where the label belongs to the central shape, before a ViT uses it
+    (configs/patch_slim/toy_glimpse_stem.py).
+
+    Args:
+        size (int | tuple): Cells pooled (rows, columns); the window is
+            centred, so it must have the map's parity in each dimension.
+    """
+
+    def __init__(self, size) -> None:
+        super().__init__()
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f'CentreAveragePooling size must be one or '
+                             f'two positive ints, got {size}')
+        self.size = size
+
+    def forward(self, inputs):
+        is_seq = isinstance(inputs, (tuple, list))
+        outs = []
+        for x in (inputs if is_seq else (inputs, )):
+            h, w = x.shape[-2:]
+            (sh, sw) = self.size
+            if sh > h or sw > w or (h - sh) % 2 or (w - sw) % 2:
+                raise ValueError(
+                    f'CentreAveragePooling: a {sh}x{sw} window cannot be '
+                    f'centred on a {h}x{w} feature map (it must fit, with '
+                    f'the same parity as the map)')
+            top, left = (h - sh) // 2, (w - sw) // 2
+            outs.append(x[..., top:top + sh, left:left + sw].mean((-2, -1)))
+        return tuple(outs)

@@ -4,7 +4,7 @@
 the trained dense model (no fine-tuning) with the searched keep lists,
 random nested lists of the same counts, a uniform ratio, ToMe, and
 random subsets of k tokens kept in every block (the last keeping the
-class token).
+class token), and the central KxK cells (``--centre``).
 
 If a few random tokens score near the dense model, every token carries
 the class (the CNN embedding's receptive field covers the image) and no
@@ -38,6 +38,9 @@ def main() -> None:
                         'included)')
     parser.add_argument('--draws', type=int, default=2,
                         help='random subsets per k')
+    parser.add_argument('--centre', type=int, nargs='*', default=[4],
+                        help='also keep only the central KxK cells (and '
+                        'the class token) in every block but the last')
     parser.add_argument('--tome-r', type=int, default=10)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', help='write the results here')
@@ -106,13 +109,24 @@ def main() -> None:
                  top1(tome_r=args.tome_r)))
     rng = random.Random(0)
     n, layers = bb.num_tokens, bb.num_layers
+    side = int(round((n - 1) ** 0.5))
+    for k in args.centre:
+        if side * side != n - 1 or (side - k) % 2 or not 0 < k <= side:
+            raise EVLabError(f'--centre {k}: cannot centre {k}x{k} cells on '
+                             f'the {n - 1} patch tokens')
+        lo = (side - k) // 2
+        tokens = [0] + [1 + r * side + c for r in range(lo, lo + k)
+                        for c in range(lo, lo + k)]
+        rows.append((f'the central {k}x{k} cells', [len(tokens)] * (
+            layers - 1) + [1], top1([tokens] * (layers - 1) + [[0]])))
     for k in args.k:
         for d in range(args.draws):
             tokens = sorted([0] + rng.sample(range(1, n), k - 1))
             keep = [tokens] * (layers - 1) + [[0]]
             rows.append((f'random {k} tokens #{d}', [k] * (layers - 1) + [1],
                          top1(keep)))
-    print('| keep | tokens per block | val top-1 (no fine-tuning) |')
+    split = osp.basename(cfg.val_dataloader.dataset.ann_file)
+    print(f'| keep | tokens per block | top-1 on {split} (no fine-tuning) |')
     print('|---|---|---|')
     for name, tokens, acc in rows:
         print(f'| {name} | {tokens} | {acc:.2f} |')

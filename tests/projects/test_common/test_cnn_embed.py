@@ -1,8 +1,14 @@
 # Copyright (c) EVLab contributors.
-"""The convolutional stem: its stride and its receptive field."""
+"""The convolutional stem: its stride and its receptive field; the
+centre pooling neck: the cells it averages."""
+import pytest
 import torch
 
-from projects.common.cnn_embed import CNNPatchEmbed, ConvStem
+from projects.common.cnn_embed import (
+    CentreAveragePooling,
+    CNNPatchEmbed,
+    ConvStem,
+)
 
 
 def test_conv_stem_stride_and_receptive_field():
@@ -25,3 +31,24 @@ def test_conv_stem_as_patch_embedding():
                           patch_size=8)
     tokens, hw = embed(torch.randn(2, 3, 64, 64))
     assert tokens.shape == (2, 64, 32) and hw == (8, 8)
+
+
+def test_centre_pooling_averages_the_central_cells():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float64).reshape(2, 3, 8, 8)
+    out, = CentreAveragePooling(4)(x)
+    # by hand: rows and columns 2..5 of each channel
+    expected = torch.stack([torch.stack([
+        sum(x[b, c, i, j] for i in range(2, 6) for j in range(2, 6)) / 16
+        for c in range(3)]) for b in range(2)])
+    assert torch.equal(out, expected)
+    # a tuple of maps (an mmpretrain backbone's outputs): one per map
+    outs = CentreAveragePooling((2, 4))((x, x[..., :6, :6]))
+    assert outs[0].shape == (2, 3)
+    assert torch.equal(outs[0], x[..., 3:5, 2:6].mean((-2, -1)))
+    assert torch.equal(outs[1], x[..., 2:4, 1:5].mean((-2, -1)))
+
+
+@pytest.mark.parametrize('size,shape', [(3, (8, 8)), (10, (8, 8))])
+def test_centre_pooling_refuses_a_window_it_cannot_centre(size, shape):
+    with pytest.raises(ValueError, match=f'{size}x{size} window'):
+        CentreAveragePooling(size)(torch.zeros(1, 2, *shape))
