@@ -6,10 +6,12 @@ random nested lists of the same counts, a uniform ratio, ToMe, and
 random subsets of k tokens kept in every block (the last keeping the
 class token), and the central KxK cells (``--centre``).
 
-If a few random tokens score near the dense model, every token carries
-the class (the CNN embedding's receptive field covers the image) and no
-token choice can beat another on this task: the diagnosis of the toy
-evidence in ``projects/patch_slim/README.md``.
+If a few random tokens score near the dense model, the class reaches
+the class token whichever tokens are kept (on the toy models: a CNN
+embedding whose receptive field covers the image, or the first block
+reading every token as keys and values), and no token choice can beat
+another on that task: the diagnosis of the toy evidence in
+``projects/patch_slim/README.md``.
 
     python tools/misc/patch_slim_token_probe.py \\
         work_dirs/patch_slim_seeds/seed0 --k 33 16 4 1
