@@ -32,6 +32,27 @@ from projects.common.nas.mutator import Mutator
 from .shrink import shrink_space
 
 SPACE_FILE = 'space.json'
+SAMPLINGS = ('shrunk', 'uniform')
+
+
+def sampling_probs(probs: Dict[str, Dict[str, float]],
+                   sampling: str) -> Dict[str, Dict[str, float]]:
+    """The distribution stage 2 draws non-vital ops from.
+
+    ``'shrunk'`` is the shrinker's own ``p_i`` (spec 2.4 step 2);
+    ``'uniform'`` keeps the shrunk space (the ops the shrinker kept) but
+    draws them uniformly, so an expensive op the shrinker made rare is
+    trained and proposed as often as a cheap one (paths above the budget
+    are still redrawn or rejected).
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f'sampling must be one of {SAMPLINGS}, got '
+                         f'{sampling!r}')
+    if sampling == 'shrunk':
+        return probs
+    return {k: {op: 1.0 / len(ops) for op in ops}
+            for k, ops in ((k, [op for op, p in v.items() if p > 0])
+                           for k, v in probs.items())}
 
 
 def _non_vital(model) -> List[int]:
@@ -100,15 +121,21 @@ class HourNASPathSamplerHook(SinglePathSamplerHook):
             None (the spec's values).
         max_resample (int): Defaults to 10.
         seed (int, optional): Defaults to the run's seed.
+        sampling (str): ``'shrunk'`` draws from the shrinker's ``p_i``
+            (the spec's reading); ``'uniform'`` draws the kept ops
+            uniformly (:func:`sampling_probs`). Defaults to ``'shrunk'``.
     """
 
     def __init__(self, budget: int,
                  input_shape: Sequence[int] = (1, 3, 224, 224),
                  shrink_cfg: Optional[dict] = None, max_resample: int = 10,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 sampling: str = 'shrunk') -> None:
         super().__init__(None, budget, input_shape, max_resample, seed)
+        sampling_probs({}, sampling)  # check it now, not after training
         self.budget = budget
         self.shrink_cfg = dict(shrink_cfg or {})
+        self.sampling = sampling
 
     def before_train(self, runner) -> None:
         model = self._model(runner)
@@ -130,8 +157,9 @@ class HourNASPathSamplerHook(SinglePathSamplerHook):
                       f'budget {record["remaining_budget"]:,} MACs: '
                       f'P(path fits) = {f:.3f}; dropped '
                       f'{sum(map(len, record["dropped"].values()))} '
-                      f'ops; written to {path}', logger='current')
-        self.probs_cfg = record['probs']
+                      f'ops; written to {path}; {self.sampling} '
+                      f'sampling', logger='current')
+        self.probs_cfg = sampling_probs(record['probs'], self.sampling)
         super().before_train(runner)
 
 
@@ -148,14 +176,20 @@ class HourNASEvolutionLoop(EvolutionSearchLoop):
         space_file (str, optional): Stage 2: the shrunk space (the
             ``space.json`` stage 2's supernet training wrote). Defaults to
             None (unshrunk, uniform).
+        sampling (str): Stage 2: how mutations and the first population
+            draw the non-vital ops of the shrunk space, ``'shrunk'`` or
+            ``'uniform'`` (:func:`sampling_probs`); set it as stage 2's
+            supernet training did. Defaults to ``'shrunk'``.
         **kwargs: :class:`EvolutionSearchLoop`'s arguments.
     """
 
     def __init__(self, runner, dataloader, stage: int, budget: int,
                  low_ratio: float = 0.9, space_file: Optional[str] = None,
-                 **kwargs) -> None:
+                 sampling: str = 'shrunk', **kwargs) -> None:
         if stage not in (1, 2):
             raise ValueError(f'stage must be 1 or 2, got {stage!r}')
+        sampling_probs({}, sampling)
+        self.sampling = sampling
         super().__init__(runner, dataloader, max_macs=budget,
                          probs=space_file, **kwargs)
         self.stage, self.budget, self.low_ratio = stage, budget, low_ratio
@@ -181,7 +215,7 @@ class HourNASEvolutionLoop(EvolutionSearchLoop):
     def search_probs(self, mutator: Mutator) -> Optional[Dict]:
         if self.stage == 1 or self.probs_cfg is None:
             return None
-        return load_probs(self.probs_cfg)
+        return sampling_probs(load_probs(self.probs_cfg), self.sampling)
 
     def extra_results(self, genotype) -> dict:
         vital = getattr(self.model, 'backbone', self.model).vital

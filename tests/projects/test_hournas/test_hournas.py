@@ -357,6 +357,29 @@ def test_shrinker_step_checks_the_budget_and_the_vital_ops():
                Mutator(free), [1, 3, 5], 2_850_000)
 
 
+def test_stage2_sampling_keeps_the_shrunk_space_and_checks_its_name():
+    from projects.hournas.search import (
+        HourNASPathSamplerHook,
+        sampling_probs,
+    )
+    shrunk = {'1': {'ir_k3_e1': 0.7, 'ir_k3_e6': 0.1, 'ir_k5_e3': 0.2},
+              '3': {'ir_k5_e1': 1.0}}
+    assert sampling_probs(shrunk, 'shrunk') == shrunk
+    uniform = sampling_probs(shrunk, 'uniform')
+    # the same ops (the shrunk space), each drawn equally often
+    assert {k: sorted(v) for k, v in uniform.items()} == {
+        k: sorted(v) for k, v in shrunk.items()}
+    assert uniform['1'] == {op: pytest.approx(1 / 3) for op in shrunk['1']}
+    assert uniform['3'] == {'ir_k5_e1': 1.0}
+    # an op the shrinker dropped (probability 0) stays dropped
+    assert 'ir_k5_e6' not in sampling_probs(
+        {'1': {'ir_k3_e1': 1.0, 'ir_k5_e6': 0.0}}, 'uniform')['1']
+    with pytest.raises(ValueError, match="'fair'"):
+        sampling_probs(shrunk, 'fair')
+    with pytest.raises(ValueError, match="'fair'"):
+        HourNASPathSamplerHook(budget=1, sampling='fair')
+
+
 def _entangled(**kwargs):
     return _classifier(dict(type='HourNASSupernet', arch='toy', mode='full',
                             search_vital=True, weight_sharing='entangled',
