@@ -63,7 +63,7 @@ def retrained_dir(work: str) -> Tuple[List[str], float]:
     from mmengine.config import Config
 
     from projects.common.analysis import last_validation
-    configs = [f for f in glob.glob(osp.join(work, '*.py'))]
+    configs = glob.glob(osp.join(work, '*.py'))
     if len(configs) != 1:
         raise SystemExit(f'{work}: expected the one config mmengine dumps '
                          f'there, found {configs}')
