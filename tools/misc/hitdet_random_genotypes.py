@@ -11,7 +11,19 @@ reference genotype's do (the released architecture by default, or a
         --out work_dirs/hitdet_random
 
 The cost is the searcher's analytic MACs (``position_costs``) at
-``--input-size`` with the RoI blocks costed for ``--rois`` RoIs. How a
+``--input-size`` with the RoI blocks costed for ``--rois`` RoIs. By
+default the draws range over the released op tables at every position;
+``--space`` takes the space of a search config instead (its
+``op_space``, ``searchable`` positions, ``cost_input_size`` and
+``head_cost_rois``; the other positions keep the template's ops), and
+``--target`` sets the cost in MACs of the searched positions:
+
+    python tools/misc/hitdet_random_genotypes.py --num 5 --seed 0 \\
+        --template configs/hit_detector/toy_hitdet_6e.py \\
+        --space configs/hit_detector/toy_hitdet_search-4e.py \\
+        --target 1.9e9 --out work_dirs/hitdet_seeds/random
+
+How a
 genotype is drawn: uniform over each component's space, then repaired
 by random single-position changes that move the cost towards the
 target until it lies in the band (not uniform over the band; the
@@ -23,11 +35,13 @@ import os
 import os.path as osp
 import random
 import sys
+from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from projects.common.errors import EVLabError  # noqa: E402
 from projects.common.runtime import cli  # noqa: E402
 
 #: the ops the released backbone uses (its 21 positions draw from these)
@@ -35,10 +49,12 @@ BACKBONE_OPS = ('ir_k3_e3', 'ir_k3_e3_d2', 'ir_k3_e6', 'ir_k5_e3',
                 'ir_k5_e6', 'ir_k5_e6_d2', 'ir_k7_e6')
 
 
-def searcher_for(template: str, input_size: int, rois: int):
+def searcher_for(template: str, input_size: int, rois: int,
+                 space: Optional[str] = None):
     """The whole-detector supernet of ``template`` over the released
     op tables (backbone :data:`BACKBONE_OPS`, neck ``NECK_OPS``, head
-    ``HEAD_OPS``), for its cost table."""
+    ``HEAD_OPS``), or over the space of the search config ``space``, for
+    its cost table."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -47,10 +63,21 @@ def searcher_for(template: str, input_size: int, rois: int):
     from projects.hit_detector.search import HitDetSearcher
     init_default_scope('mmdet')
     cfg = Config.fromfile(template)
+    if space is None:
+        return HitDetSearcher(
+            cfg.model, op_space=dict(backbone=list(BACKBONE_OPS),
+                                     neck=list(NECK_OPS),
+                                     head=list(HEAD_OPS)),
+            cost_input_size=input_size, head_cost_rois=rois)
+    searcher = Config.fromfile(space).model
+    if searcher.get('type') != 'HitDetSearcher':
+        raise EVLabError(f'--space {space!r}: its model is not a '
+                         f'HitDetSearcher (type {searcher.get("type")!r})')
     return HitDetSearcher(
-        cfg.model, op_space=dict(backbone=list(BACKBONE_OPS),
-                                 neck=list(NECK_OPS), head=list(HEAD_OPS)),
-        cost_input_size=input_size, head_cost_rois=rois)
+        cfg.model, op_space=searcher.get('op_space'),
+        searchable=searcher.get('searchable'),
+        cost_input_size=searcher.get('cost_input_size', input_size),
+        head_cost_rois=searcher.get('head_cost_rois', rois))
 
 
 def choice_indices(searcher, genotype: dict) -> dict:
@@ -61,6 +88,8 @@ def choice_indices(searcher, genotype: dict) -> dict:
         offset = 1 if name == 'backbone' else 0  # layer 0 is the stem
         for i, op in enumerate(ops):
             alias = f'{name}.{i + offset}'
+            if alias not in searcher.costs:  # a position not searched
+                continue
             choices = searcher.mutator.blocks[alias].choices
             if name == 'neck' and isinstance(op, int):
                 op = NECK_OPS[op]
@@ -97,12 +126,20 @@ def draw(searcher, target: float, band: float, rng: random.Random,
 
 
 def to_genotype(searcher, idx: dict) -> dict:
-    genotype = dict(backbone=[], neck=[], head=[])
-    for alias in sorted(idx, key=lambda a: (a.split('.')[0],
-                                            int(a.split('.')[1]))):
-        name = alias.split('.')[0]
-        genotype[name].append(searcher.mutator.blocks[alias].choices[
-            idx[alias]])
+    """The whole genotype: ``idx``'s ops at the searched positions, the
+    template's elsewhere."""
+    from projects.hit_detector.ops import NECK_OPS
+    genotype = {}
+    for name in ('backbone', 'neck', 'head'):
+        comp = searcher._component_of(name)
+        ops = list(comp.block_ops if name == 'head' else comp.genotype)
+        genotype[name] = [NECK_OPS[o] if isinstance(o, int) else o
+                          for o in ops]
+    for alias, i in idx.items():
+        name, pos = alias.split('.')
+        first = 1 if name == 'backbone' else 0  # layer 0 is the stem
+        genotype[name][int(pos) - first] = \
+            searcher.mutator.blocks[alias].choices[i]
     return genotype
 
 
@@ -114,6 +151,12 @@ def main() -> None:
     parser.add_argument('--reference', help='genotype.json whose cost '
                         'the draws match (default: the template\'s '
                         'genotype)')
+    parser.add_argument('--space', help='search config whose space the '
+                        'draws range over (default: the released op '
+                        'tables at every position)')
+    parser.add_argument('--target', type=float, help='cost (MACs of the '
+                        'searched positions) the draws match, instead of '
+                        'a reference genotype\'s')
     parser.add_argument('--num', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--band', type=float, default=0.03,
@@ -125,8 +168,18 @@ def main() -> None:
 
     from projects.common.nas.export import load_genotype
     from projects.hit_detector.search import genotype_to_config
-    searcher = searcher_for(args.template, args.input_size, args.rois)
-    if args.reference:
+    searcher = searcher_for(args.template, args.input_size, args.rois,
+                            args.space)
+    if args.target is not None and args.reference:
+        raise EVLabError('give --target or --reference, not both')
+    if args.target is not None:
+        if not searcher.cost_min <= args.target <= searcher.cost_ref:
+            raise EVLabError(
+                f'--target {args.target:,.0f} lies outside the space: its '
+                f'networks cost {searcher.cost_min:,.0f} to '
+                f'{searcher.cost_ref:,.0f} MACs at the searched positions')
+        ref = None
+    elif args.reference:
         ref = load_genotype(args.reference)['genotype']
     else:
         from projects.hit_detector.models import (
@@ -139,12 +192,16 @@ def main() -> None:
             backbone=list(model.backbone.get('genotype', HIT_BACKBONE)),
             neck=list(model.neck.get('genotype', HIT_NECK)),
             head=list(model.roi_head.bbox_head.get('blocks', HIT_HEAD)))
-    ref_idx = choice_indices(searcher, ref)
-    target = cost_of(searcher, ref_idx)
+    rows = []
+    if ref is None:
+        target = args.target
+    else:
+        ref_idx = choice_indices(searcher, ref)
+        target = cost_of(searcher, ref_idx)
+        rows.append(dict(name='reference', macs=target,
+                         genotype=to_genotype(searcher, ref_idx)))
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    rows = [dict(name='reference', macs=target,
-                 genotype=to_genotype(searcher, ref_idx))]
     for i in range(args.num):
         idx = draw(searcher, target, args.band, rng)
         genotype = to_genotype(searcher, idx)

@@ -32,18 +32,17 @@ Usage::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import random
 import statistics
-import subprocess
 import sys
-import time
 from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from projects.common.seeds import mean_std, run_train, wall  # noqa: E402
 
 CFG = osp.join(ROOT, 'configs', 'hournas')
 TOP1 = 'accuracy/top1'
@@ -61,33 +60,8 @@ def train(config: str, work: str, options: List[str],
           done: Optional[str] = None) -> float:
     """Run ``tools/train.py`` unless ``done`` (a file of ``work``) exists;
     the seconds it took (0 when reused)."""
-    if done and osp.isfile(osp.join(work, done)):
-        print(f'[hournas seeds] reused {work}', flush=True)
-        return 0.0
-    os.makedirs(work, exist_ok=True)
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-           '--work-dir', work, '--cfg-options', *options]
-    log = work.rstrip('/') + '.log'
-    print(f'[hournas seeds] {osp.relpath(work)} ...', flush=True)
-    t0 = time.time()
-    env = dict(os.environ)
-    if JOBS > 1:  # jobs side by side: one thread each
-        env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    with open(log, 'w') as f:
-        res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                             env=env)
-    if res.returncode:
-        raise SystemExit(f'{work} failed; see {log}')
-    seconds = time.time() - t0
-    print(f'[hournas seeds] done in {seconds:.0f} s', flush=True)
-    with open(osp.join(work, 'wall_time.json'), 'w') as f:
-        json.dump(dict(seconds=seconds), f)
-    return seconds
-
-
-def wall(work: str) -> float:
-    with open(osp.join(work, 'wall_time.json')) as f:
-        return json.load(f)['seconds']
+    return run_train(config, work, options, done, tag='hournas seeds',
+                     one_thread=JOBS > 1)
 
 
 def pipeline(seed: int, root: str, one_stage: bool,
@@ -185,11 +159,6 @@ def retrain(work: str, seed: int, genotype: Optional[list] = None,
             f"'{op}'" for op in genotype) + ']')
     train(config, work, options, 'finished.json')
     return last_val(work)
-
-
-def mean_std(values: List[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.1f} ± {std:.1f}'
 
 
 def plot(results: dict, path: str) -> None:

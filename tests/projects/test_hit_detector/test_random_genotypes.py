@@ -82,3 +82,61 @@ def test_written_config_builds_the_drawn_ops(script, tmp_path):
         [parse_op_name(o) for o in drawn['neck']]
     assert [parse_op_name(o) for o in model.roi_head.bbox_head.block_ops] == \
         [parse_op_name(o) for o in drawn['head']]
+
+
+SEARCH = osp.join(ROOT, 'configs', 'hit_detector', 'toy_hitdet_search-4e.py')
+RECIPE = osp.join(ROOT, 'configs', 'hit_detector', 'toy_hitdet_6e.py')
+
+
+def test_space_of_a_search_config_and_a_target(script, tmp_path):
+    """``--space``: the draws vary only the search config's positions,
+    over its ops, and cost ``--target`` within the band."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('hitdet_random', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    sup = tool.searcher_for(RECIPE, 128, 100, SEARCH)
+    # the search config's space: 5 backbone layers, 8 cells, 4 RoI blocks
+    assert sorted(sup.costs, key=lambda a: (a[0], int(a.split('.')[1]))) \
+        == sorted([f'backbone.{i}' for i in (2, 6, 10, 14, 18)] +
+                  [f'neck.{i}' for i in range(8)] +
+                  [f'head.{i}' for i in range(4)],
+                  key=lambda a: (a[0], int(a.split('.')[1])))
+    target = 1.9e9
+    res = script(TOOL, ['--template', RECIPE, '--space', SEARCH,
+                        '--target', str(target), '--num', '3', '--seed',
+                        '2', '--out', str(tmp_path)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    with open(tmp_path / 'genotypes.json') as f:
+        drawn = json.load(f)
+    assert drawn['target'] == target and len(drawn['rows']) == 3
+    from projects.hit_detector.models import HIT_BACKBONE
+    ops = {'ir_k3_e3', 'ir_k5_e6', 'sd_k3_d1', 'conv_1x1'}
+    for row in drawn['rows']:
+        assert abs(row['macs'] / target - 1) <= 0.03
+        backbone = row['genotype']['backbone']
+        for i, op in enumerate(backbone):
+            if i + 1 in (2, 6, 10, 14, 18):
+                assert op in ops
+            else:  # not searched: the template's op
+                assert op == HIT_BACKBONE[i]
+        assert set(row['genotype']['neck']) <= ops
+        assert set(row['genotype']['head']) <= ops
+        idx = tool.choice_indices(sup, row['genotype'])
+        assert tool.cost_of(sup, idx) == pytest.approx(row['macs'])
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--target', '1e6'], 'lies outside the space'),
+    (['--target', '1.9e9', '--reference', 'x.json'], 'not both'),
+])
+def test_bad_target(script, tmp_path, extra, message):
+    res = script(TOOL, ['--template', RECIPE, '--space', SEARCH, '--out',
+                        str(tmp_path), *extra])
+    assert res.returncode != 0 and message in res.stderr, res.stderr[-2000:]
+
+
+def test_space_must_be_a_search_config(script, tmp_path):
+    res = script(TOOL, ['--template', RECIPE, '--space', RECIPE,
+                        '--target', '1.9e9', '--out', str(tmp_path)])
+    assert res.returncode != 0 and 'not a HitDetSearcher' in res.stderr

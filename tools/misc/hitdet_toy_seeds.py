@@ -1,0 +1,224 @@
+#!/usr/bin/env python
+# Copyright (c) EVLab contributors.
+"""The Hit-Detector toy evidence: the searched detector against random
+detectors of the same cost, under one retrain recipe.
+
+Per seed, through ``tools/train.py`` (finished runs are reused):
+
+1. screening (``toy_hitdet_screen-4e.py``) -> ``sub_spaces.json``;
+2. the joint search (``toy_hitdet_search-4e.py``) over those sub-spaces
+   -> ``genotype.json`` and ``retrain_config.py``;
+3. the retrain of the genotype with the seed (``toy_hitdet_6e.py``).
+
+The random pool: ``--random`` genotypes over the search's space (every
+op at every searched position, before screening), whose searched
+positions cost the search's cost target within 3%
+(``tools/misc/hitdet_random_genotypes.py``), each retrained once with
+``--pool-seed`` and the same recipe; every seed is compared with it (a
+random net does not depend on the search seed). Every net is scored by
+the bbox mAP of its last validation (the toy detection val split, 100
+images). It prints the table (gap to the pool mean, in standard errors
+of that mean), writes ``--json`` and plots mAP against the searched
+positions' MACs and the detector's parameters (``--plot``). Seeded runs
+repeat on the same machine only, not across CPUs.
+
+Usage::
+
+    python tools/misc/hitdet_toy_seeds.py --seeds 0 1 2 --random 5 \\
+        --jobs 2 --json work_dirs/hitdet_seeds.json \\
+        --plot projects/hit_detector/toy_map_vs_cost.png
+"""
+import argparse
+import json
+import os.path as osp
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import List
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from projects.common.runtime import cli  # noqa: E402
+from projects.common.seeds import mean_std, run_train, wall  # noqa: E402
+
+CFG = osp.join(ROOT, 'configs', 'hit_detector')
+SCREEN = osp.join(CFG, 'toy_hitdet_screen-4e.py')
+SEARCH = osp.join(CFG, 'toy_hitdet_search-4e.py')
+RECIPE = osp.join(CFG, 'toy_hitdet_6e.py')
+RANDOM_TOOL = osp.join(ROOT, 'tools', 'misc', 'hitdet_random_genotypes.py')
+MAP = 'coco/bbox_mAP'
+TAG = 'hitdet seeds'
+
+
+def last_map(work: str) -> float:
+    from projects.common.analysis import last_validation
+    return last_validation(work, [MAP])[MAP]
+
+
+def search(seed: int, root: str, one_thread: bool) -> dict:
+    """Screen, search and retrain one seed; the work dirs and times."""
+    d = {k: osp.join(root, f'seed{seed}', k)
+         for k in ('screen', 'search', 'retrain')}
+    s = f'randomness.seed={seed}'
+    run_train(SCREEN, d['screen'], [s], tag=TAG, one_thread=one_thread)
+    run_train(SEARCH, d['search'],
+              [s, f'model.sub_spaces={d["screen"]}/sub_spaces.json'],
+              tag=TAG, one_thread=one_thread)
+    run_train(osp.join(d['search'], 'retrain_config.py'), d['retrain'],
+              [s], tag=TAG, one_thread=one_thread)
+    return dict(dirs=d, seconds={k: wall(d[k]) for k in d})
+
+
+def cost_table():
+    """The search space's cost table (the random tool's searcher)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('hitdet_random',
+                                                  RANDOM_TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool, tool.searcher_for(RECIPE, 128, 300, SEARCH)
+
+
+def params_of(config: str) -> int:
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(config).model)
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(tool, searcher, genotype: dict, config: str) -> dict:
+    idx = tool.choice_indices(searcher, genotype)
+    return dict(macs=tool.cost_of(searcher, idx), params=params_of(config),
+                genotype=genotype)
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4), sharey=True)
+    for ax, key, unit, label in (
+            (axes[0], 'macs', 1e9, 'MACs of the searched positions (G, '
+             '128x128, RoI blocks x 300)'),
+            (axes[1], 'params', 1e6, 'detector parameters (M)')):
+        pool = results['random']
+        ax.scatter([r[key] / unit for r in pool], [r['map'] for r in pool],
+                   s=30, color='grey', alpha=0.7,
+                   label=f'random (retrain seed {results["pool_seed"]})')
+        for i, (seed, r) in enumerate(sorted(results['searched'].items())):
+            ax.scatter([r[key] / unit], [r['map']], marker='*', s=240,
+                       color=f'C{i}', edgecolor='k',
+                       label=f'searched, seed {seed}')
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('bbox mAP after retraining (toy val)')
+    axes[1].legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle('Hit-Detector search on the toy detection set')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f'[{TAG}] plot: {path}')
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--random', type=int, default=5,
+                        help='random genotypes in the pool')
+    parser.add_argument('--pool-seed', type=int, default=0,
+                        help='seed of the pool\'s draw and retrains')
+    parser.add_argument('--work-root', default=osp.join(
+        ROOT, 'work_dirs', 'hitdet_seeds'))
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs side by side (one thread each)')
+    parser.add_argument('--json', help='write the results here')
+    parser.add_argument('--plot', help='write the mAP-cost plot here')
+    args = parser.parse_args(argv)
+    from mmengine.config import Config
+    target = Config.fromfile(SEARCH).model.cost_target
+    root = args.work_root
+    pool_dir = osp.join(root, 'random')
+    if not osp.isfile(osp.join(pool_dir, 'genotypes.json')):
+        subprocess.run([sys.executable, RANDOM_TOOL, '--template', RECIPE,
+                        '--space', SEARCH, '--target', str(target),
+                        '--num', str(args.random), '--seed',
+                        str(args.pool_seed), '--out', pool_dir], check=True)
+    with open(osp.join(pool_dir, 'genotypes.json')) as f:
+        drawn = json.load(f)
+    if len(drawn['rows']) < args.random or drawn['target'] != target:
+        raise SystemExit(f'{pool_dir}/genotypes.json holds another pool '
+                         f'({len(drawn["rows"])} at {drawn["target"]:,.0f}'
+                         f' MACs); remove it or pass another --work-root')
+    one = args.jobs > 1
+    # the first seed, then the pool, then the other seeds: the first
+    # comparison is ready early
+    jobs: List = [(search, (args.seeds[0], root, one))]
+    jobs += [(run_train, (osp.join(pool_dir, f'random_{i}.py'),
+                          osp.join(pool_dir, f'random_{i}'),
+                          [f'randomness.seed={args.pool_seed}'],
+                          'finished.json', TAG, one))
+             for i in range(args.random)]
+    jobs += [(search, (s, root, one)) for s in args.seeds[1:]]
+    with ThreadPoolExecutor(args.jobs) as ex:
+        done = [ex.submit(fn, *a) for fn, a in jobs]
+        outs = [f.result() for f in done]
+    tool, searcher = cost_table()
+    results = dict(target=target, pool_seed=args.pool_seed, random=[],
+                   searched={})
+    for i in range(args.random):
+        row = drawn['rows'][i]
+        results['random'].append(dict(
+            name=row['name'], map=last_map(osp.join(pool_dir, row['name'])),
+            **describe(tool, searcher, row['genotype'],
+                       osp.join(pool_dir, f'{row["name"]}.py'))))
+    searches = [outs[0]] + outs[1 + args.random:]
+    for seed, out in zip(args.seeds, searches):
+        d = out['dirs']
+        with open(osp.join(d['search'], 'genotype.json')) as f:
+            genotype = json.load(f)['genotype']
+        results['searched'][seed] = dict(
+            map=last_map(d['retrain']), seconds=out['seconds'],
+            **describe(tool, searcher, genotype,
+                       osp.join(d['search'], 'retrain_config.py')))
+    report(results)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    if args.plot:
+        plot(results, args.plot)
+
+
+def report(results: dict) -> None:
+    maps = [r['map'] for r in results['random']]
+    mean = statistics.mean(maps)
+    se = statistics.stdev(maps) / len(maps) ** 0.5 if len(maps) > 1 \
+        else float('nan')
+    target = results['target']
+    print(f'\nrandom pool ({len(maps)} nets, retrain seed '
+          f'{results["pool_seed"]}): mAP {mean_std(maps, 3)}, SE of the '
+          f'mean {se:.3f}')
+    for r in results['random']:
+        print(f'  {r["name"]:>9}: {r["map"]:.3f}  '
+              f'{r["macs"] / 1e9:.3f} G ({r["macs"] / target - 1:+.1%}) '
+              f'{r["params"] / 1e6:.2f} M params')
+    print('| seed | searched mAP | gap to the pool mean (SE) | above every '
+          'random net | MACs (vs target) | params | screen + search s |')
+    print('|---|---|---|---|---|---|---|')
+    for seed, r in sorted(results['searched'].items()):
+        gap = r['map'] - mean
+        t = r['seconds']
+        print(f'| {seed} | {r["map"]:.3f} | {gap:+.3f} ({gap / se:+.1f}) | '
+              f'{"yes" if r["map"] > max(maps) else "no"} | '
+              f'{r["macs"] / 1e9:.3f} G ({r["macs"] / target - 1:+.1%}) | '
+              f'{r["params"] / 1e6:.2f} M | '
+              f'{t["screen"]:.0f} + {t["search"]:.0f} |')
+    searched = [r['map'] for r in results['searched'].values()]
+    print(f'searched over seeds: {mean_std(searched, 3)}')
+
+
+if __name__ == '__main__':
+    cli(main)()
