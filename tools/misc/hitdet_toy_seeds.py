@@ -12,14 +12,17 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
 
 The random pool: ``--random`` genotypes over the search's space (every
 op at every searched position, before screening), whose searched
-positions cost the search's cost target within 3%
-(``tools/misc/hitdet_random_genotypes.py``), each retrained once with
-``--pool-seed`` and the same recipe; every seed is compared with it (a
-random net does not depend on the search seed). Every net is scored by
-the bbox mAP of its last validation (the toy detection val split, 100
-images). It prints the table (gap to the pool mean, in standard errors
-of that mean), writes ``--json`` and plots mAP against the searched
-positions' MACs and the detector's parameters (``--plot``). Seeded runs
+positions cost what the first seed's searched genotype costs, within
+3% (``tools/misc/hitdet_random_genotypes.py --reference``), each
+retrained once with ``--pool-seed`` and the same recipe; every seed is
+compared with it (a random net does not depend on the search seed), and
+the table gives each searched net's cost against the pool's. Runs go
+side by side (``--jobs``) as soon as what they need has finished.
+Every net is scored by the bbox mAP of its last validation (the toy
+detection val split, 100 images). It prints the table (gap to the pool
+mean, in standard errors of that mean), writes ``--json`` and plots mAP
+against the searched positions' MACs and the detector's parameters
+(``--plot``). Seeded runs
 repeat on the same machine only, not across CPUs.
 
 Usage::
@@ -34,8 +37,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from typing import List
+from typing import Dict, List
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
@@ -58,18 +60,87 @@ def last_map(work: str) -> float:
     return last_validation(work, [MAP])[MAP]
 
 
-def search(seed: int, root: str, one_thread: bool) -> dict:
-    """Screen, search and retrain one seed; the work dirs and times."""
-    d = {k: osp.join(root, f'seed{seed}', k)
-         for k in ('screen', 'search', 'retrain')}
+def seed_dirs(seed: int, root: str) -> Dict[str, str]:
+    return {k: osp.join(root, f'seed{seed}', k)
+            for k in ('screen', 'search', 'retrain')}
+
+
+def search(seed: int, root: str, one_thread: bool) -> None:
+    """Screen and search one seed."""
+    d = seed_dirs(seed, root)
     s = f'randomness.seed={seed}'
     run_train(SCREEN, d['screen'], [s], tag=TAG, one_thread=one_thread)
     run_train(SEARCH, d['search'],
               [s, f'model.sub_spaces={d["screen"]}/sub_spaces.json'],
               tag=TAG, one_thread=one_thread)
+
+
+def retrain(seed: int, root: str, one_thread: bool) -> None:
+    d = seed_dirs(seed, root)
     run_train(osp.join(d['search'], 'retrain_config.py'), d['retrain'],
-              [s], tag=TAG, one_thread=one_thread)
-    return dict(dirs=d, seconds={k: wall(d[k]) for k in d})
+              [f'randomness.seed={seed}'], tag=TAG, one_thread=one_thread)
+
+
+def draw_pool(reference: str, n: int, seed: int, out: str) -> None:
+    """``n`` random genotypes at ``reference``'s cost (reused if drawn
+    for the same reference)."""
+    path = osp.join(out, 'genotypes.json')
+    if osp.isfile(path):
+        with open(path) as f:
+            drawn = json.load(f)
+        if drawn.get('reference') != reference or \
+                len(drawn['rows']) < n + 1:
+            raise SystemExit(f'{path} holds another pool; remove it or '
+                             f'pass another --work-root')
+        return
+    subprocess.run([sys.executable, RANDOM_TOOL, '--template', RECIPE,
+                    '--space', SEARCH, '--reference', reference, '--num',
+                    str(n), '--seed', str(seed), '--out', out], check=True)
+    with open(path) as f:
+        drawn = json.load(f)
+    drawn['reference'] = reference
+    with open(path, 'w') as f:
+        json.dump(drawn, f, indent=1)
+
+
+def schedule(tasks: List[tuple], jobs: int) -> None:
+    """Run ``(name, fn, args, deps)`` tasks, ``jobs`` at a time, each in
+    list order as soon as the tasks named in ``deps`` have finished."""
+    import threading
+    done, started, errors = set(), set(), []
+    cond = threading.Condition()
+
+    def worker():
+        while True:
+            with cond:
+                while True:
+                    if errors or len(started) == len(tasks):
+                        return
+                    ready = [t for t in tasks if t[0] not in started and
+                             set(t[3]) <= done]
+                    if ready:
+                        break
+                    cond.wait()
+                name, fn, args, _ = ready[0]
+                started.add(name)
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: B036 (reported below)
+                with cond:
+                    errors.append(e)
+                    cond.notify_all()
+                return
+            with cond:
+                done.add(name)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def cost_table():
@@ -138,50 +209,47 @@ def main(argv=None) -> None:
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--plot', help='write the mAP-cost plot here')
     args = parser.parse_args(argv)
-    from mmengine.config import Config
-    target = Config.fromfile(SEARCH).model.cost_target
     root = args.work_root
     pool_dir = osp.join(root, 'random')
-    if not osp.isfile(osp.join(pool_dir, 'genotypes.json')):
-        subprocess.run([sys.executable, RANDOM_TOOL, '--template', RECIPE,
-                        '--space', SEARCH, '--target', str(target),
-                        '--num', str(args.random), '--seed',
-                        str(args.pool_seed), '--out', pool_dir], check=True)
+    first = args.seeds[0]
+    reference = osp.join(seed_dirs(first, root)['search'], 'genotype.json')
+    one = args.jobs > 1
+    tasks = [(f'search{first}', search, (first, root, one), [])]
+    tasks += [(f'search{s}', search, (s, root, one), [])
+              for s in args.seeds[1:2]]
+    tasks.append(('pool', draw_pool, (reference, args.random,
+                                      args.pool_seed, pool_dir),
+                  [f'search{first}']))
+    tasks.append((f'retrain{first}', retrain, (first, root, one),
+                  [f'search{first}']))
+    tasks += [(f'random_{i}', run_train,
+               (osp.join(pool_dir, f'random_{i}.py'),
+                osp.join(pool_dir, f'random_{i}'),
+                [f'randomness.seed={args.pool_seed}'], 'finished.json',
+                TAG, one), ['pool']) for i in range(args.random)]
+    tasks += [(f'search{s}', search, (s, root, one), [])
+              for s in args.seeds[2:]]
+    tasks += [(f'retrain{s}', retrain, (s, root, one), [f'search{s}'])
+              for s in args.seeds[1:]]
+    schedule(tasks, args.jobs)
     with open(osp.join(pool_dir, 'genotypes.json')) as f:
         drawn = json.load(f)
-    if len(drawn['rows']) < args.random or drawn['target'] != target:
-        raise SystemExit(f'{pool_dir}/genotypes.json holds another pool '
-                         f'({len(drawn["rows"])} at {drawn["target"]:,.0f}'
-                         f' MACs); remove it or pass another --work-root')
-    one = args.jobs > 1
-    # the first seed, then the pool, then the other seeds: the first
-    # comparison is ready early
-    jobs: List = [(search, (args.seeds[0], root, one))]
-    jobs += [(run_train, (osp.join(pool_dir, f'random_{i}.py'),
-                          osp.join(pool_dir, f'random_{i}'),
-                          [f'randomness.seed={args.pool_seed}'],
-                          'finished.json', TAG, one))
-             for i in range(args.random)]
-    jobs += [(search, (s, root, one)) for s in args.seeds[1:]]
-    with ThreadPoolExecutor(args.jobs) as ex:
-        done = [ex.submit(fn, *a) for fn, a in jobs]
-        outs = [f.result() for f in done]
     tool, searcher = cost_table()
-    results = dict(target=target, pool_seed=args.pool_seed, random=[],
-                   searched={})
+    results = dict(target=drawn['target'], reference_seed=first,
+                   pool_seed=args.pool_seed, random=[], searched={})
     for i in range(args.random):
-        row = drawn['rows'][i]
+        row = drawn['rows'][i + 1]  # rows[0] is the reference
         results['random'].append(dict(
             name=row['name'], map=last_map(osp.join(pool_dir, row['name'])),
             **describe(tool, searcher, row['genotype'],
                        osp.join(pool_dir, f'{row["name"]}.py'))))
-    searches = [outs[0]] + outs[1 + args.random:]
-    for seed, out in zip(args.seeds, searches):
-        d = out['dirs']
+    for seed in args.seeds:
+        d = seed_dirs(seed, root)
         with open(osp.join(d['search'], 'genotype.json')) as f:
             genotype = json.load(f)['genotype']
         results['searched'][seed] = dict(
-            map=last_map(d['retrain']), seconds=out['seconds'],
+            map=last_map(d['retrain']),
+            seconds={k: wall(d[k]) for k in ('screen', 'search')},
             **describe(tool, searcher, genotype,
                        osp.join(d['search'], 'retrain_config.py')))
     report(results)
@@ -206,7 +274,7 @@ def report(results: dict) -> None:
               f'{r["macs"] / 1e9:.3f} G ({r["macs"] / target - 1:+.1%}) '
               f'{r["params"] / 1e6:.2f} M params')
     print('| seed | searched mAP | gap to the pool mean (SE) | above every '
-          'random net | MACs (vs target) | params | screen + search s |')
+          'random net | MACs (vs the pool\'s) | params | screen + search s |')
     print('|---|---|---|---|---|---|---|')
     for seed, r in sorted(results['searched'].items()):
         gap = r['map'] - mean

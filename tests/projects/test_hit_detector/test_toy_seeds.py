@@ -42,3 +42,35 @@ def test_plot_is_written(tmp_path):
     path = tmp_path / 'plot.png'
     _tool().plot(_results(), str(path))
     assert path.stat().st_size > 10_000
+
+
+def test_schedule_runs_a_task_after_its_dependencies():
+    import threading
+    import time
+    tool = _tool()
+    order, lock = [], threading.Lock()
+
+    def note(name, wait=0.0):
+        time.sleep(wait)
+        with lock:
+            order.append(name)
+
+    tasks = [('a', note, ('a', 0.2), []), ('b', note, ('b', ), []),
+             ('c', note, ('c', ), ['a']), ('d', note, ('d', ), ['c', 'b'])]
+    tool.schedule(tasks, jobs=2)
+    # b runs beside a; c waits for a, d for c
+    assert order == ['b', 'a', 'c', 'd']
+
+
+def test_schedule_stops_at_a_failure():
+    import pytest
+    tool = _tool()
+    ran = []
+
+    def fail():
+        raise SystemExit('x failed; see x.log')
+
+    tasks = [('x', fail, (), []), ('y', ran.append, ('y', ), ['x'])]
+    with pytest.raises(SystemExit, match='x.log'):
+        tool.schedule(tasks, jobs=2)
+    assert ran == []
