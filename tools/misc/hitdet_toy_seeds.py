@@ -10,14 +10,14 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
    -> ``genotype.json`` and ``retrain_config.py``;
 3. the retrain of the genotype with the seed (``toy_hitdet_6e.py``).
 
-The random pool: ``--random`` genotypes over the search's space (every
-op at every searched position, before screening), whose searched
-positions cost what the first seed's searched genotype costs, within
-3% (``tools/misc/hitdet_random_genotypes.py --reference``), each
-retrained once with ``--pool-seed`` and the same recipe; every seed is
-compared with it (a random net does not depend on the search seed), and
-the table gives each searched net's cost against the pool's. Runs go
-side by side (``--jobs``) as soon as what they need has finished.
+4. its random pool: ``--random`` genotypes over the search's space
+   (every op at every searched position, before screening) whose
+   searched positions cost what the seed's searched genotype costs,
+   within 3% (``tools/misc/hitdet_random_genotypes.py --reference``),
+   each retrained with ``--pool-seed`` and the same recipe.
+
+Runs go side by side (``--jobs``) as soon as what they need has
+finished.
 Every net is scored by the bbox mAP of its last validation (the toy
 detection val split, 100 images). It prints the table (gap to the pool
 mean, in standard errors of that mean), writes ``--json`` and plots mAP
@@ -62,7 +62,7 @@ def last_map(work: str) -> float:
 
 def seed_dirs(seed: int, root: str) -> Dict[str, str]:
     return {k: osp.join(root, f'seed{seed}', k)
-            for k in ('screen', 'search', 'retrain')}
+            for k in ('screen', 'search', 'retrain', 'random')}
 
 
 def search(seed: int, root: str, one_thread: bool) -> None:
@@ -177,11 +177,11 @@ def plot(results: dict, path: str) -> None:
             (axes[0], 'macs', 1e9, 'MACs of the searched positions (G, '
              '128x128, RoI blocks x 300)'),
             (axes[1], 'params', 1e6, 'detector parameters (M)')):
-        pool = results['random']
-        ax.scatter([r[key] / unit for r in pool], [r['map'] for r in pool],
-                   s=30, color='grey', alpha=0.7,
-                   label=f'random (retrain seed {results["pool_seed"]})')
         for i, (seed, r) in enumerate(sorted(results['searched'].items())):
+            ax.scatter([x[key] / unit for x in r['random']],
+                       [x['map'] for x in r['random']], s=30,
+                       color=f'C{i}', alpha=0.45,
+                       label=f'random at seed {seed}\'s cost')
             ax.scatter([r[key] / unit], [r['map']], marker='*', s=240,
                        color=f'C{i}', edgecolor='k',
                        label=f'searched, seed {seed}')
@@ -210,45 +210,42 @@ def main(argv=None) -> None:
     parser.add_argument('--plot', help='write the mAP-cost plot here')
     args = parser.parse_args(argv)
     root = args.work_root
-    pool_dir = osp.join(root, 'random')
-    first = args.seeds[0]
-    reference = osp.join(seed_dirs(first, root)['search'], 'genotype.json')
     one = args.jobs > 1
-    tasks = [(f'search{first}', search, (first, root, one), [])]
-    tasks += [(f'search{s}', search, (s, root, one), [])
-              for s in args.seeds[1:2]]
-    tasks.append(('pool', draw_pool, (reference, args.random,
-                                      args.pool_seed, pool_dir),
-                  [f'search{first}']))
-    tasks.append((f'retrain{first}', retrain, (first, root, one),
-                  [f'search{first}']))
-    tasks += [(f'random_{i}', run_train,
-               (osp.join(pool_dir, f'random_{i}.py'),
-                osp.join(pool_dir, f'random_{i}'),
-                [f'randomness.seed={args.pool_seed}'], 'finished.json',
-                TAG, one), ['pool']) for i in range(args.random)]
-    tasks += [(f'search{s}', search, (s, root, one), [])
-              for s in args.seeds[2:]]
-    tasks += [(f'retrain{s}', retrain, (s, root, one), [f'search{s}'])
-              for s in args.seeds[1:]]
-    schedule(tasks, args.jobs)
-    with open(osp.join(pool_dir, 'genotypes.json')) as f:
-        drawn = json.load(f)
+    tasks, later = [], []
+    for seed in args.seeds:
+        d = seed_dirs(seed, root)
+        reference = osp.join(d['search'], 'genotype.json')
+        tasks.append((f'search{seed}', search, (seed, root, one), []))
+        later.append((f'retrain{seed}', retrain, (seed, root, one),
+                      [f'search{seed}']))
+        later.append((f'pool{seed}', draw_pool,
+                      (reference, args.random, args.pool_seed, d['random']),
+                      [f'search{seed}']))
+        later += [(f'random{seed}_{i}', run_train,
+                   (osp.join(d['random'], f'random_{i}.py'),
+                    osp.join(d['random'], f'random_{i}'),
+                    [f'randomness.seed={args.pool_seed}'], 'finished.json',
+                    TAG, one), [f'pool{seed}'])
+                  for i in range(args.random)]
+    # the searches first (the longest chains), then what they unlock
+    schedule(tasks + later, args.jobs)
     tool, searcher = cost_table()
-    results = dict(target=drawn['target'], reference_seed=first,
-                   pool_seed=args.pool_seed, random=[], searched={})
-    for i in range(args.random):
-        row = drawn['rows'][i + 1]  # rows[0] is the reference
-        results['random'].append(dict(
-            name=row['name'], map=last_map(osp.join(pool_dir, row['name'])),
-            **describe(tool, searcher, row['genotype'],
-                       osp.join(pool_dir, f'{row["name"]}.py'))))
+    results = dict(pool_seed=args.pool_seed, searched={})
     for seed in args.seeds:
         d = seed_dirs(seed, root)
         with open(osp.join(d['search'], 'genotype.json')) as f:
             genotype = json.load(f)['genotype']
+        with open(osp.join(d['random'], 'genotypes.json')) as f:
+            drawn = json.load(f)
+        pool = []
+        for row in drawn['rows'][1:args.random + 1]:  # [0]: the reference
+            pool.append(dict(
+                name=row['name'],
+                map=last_map(osp.join(d['random'], row['name'])),
+                **describe(tool, searcher, row['genotype'],
+                           osp.join(d['random'], f'{row["name"]}.py'))))
         results['searched'][seed] = dict(
-            map=last_map(d['retrain']),
+            map=last_map(d['retrain']), target=drawn['target'], random=pool,
             seconds={k: wall(d[k]) for k in ('screen', 'search')},
             **describe(tool, searcher, genotype,
                        osp.join(d['search'], 'retrain_config.py')))
@@ -261,29 +258,32 @@ def main(argv=None) -> None:
 
 
 def report(results: dict) -> None:
-    maps = [r['map'] for r in results['random']]
-    mean = statistics.mean(maps)
-    se = statistics.stdev(maps) / len(maps) ** 0.5 if len(maps) > 1 \
-        else float('nan')
-    target = results['target']
-    print(f'\nrandom pool ({len(maps)} nets, retrain seed '
-          f'{results["pool_seed"]}): mAP {mean_std(maps, 3)}, SE of the '
-          f'mean {se:.3f}')
-    for r in results['random']:
-        print(f'  {r["name"]:>9}: {r["map"]:.3f}  '
-              f'{r["macs"] / 1e9:.3f} G ({r["macs"] / target - 1:+.1%}) '
-              f'{r["params"] / 1e6:.2f} M params')
-    print('| seed | searched mAP | gap to the pool mean (SE) | above every '
-          'random net | MACs (vs the pool\'s) | params | screen + search s |')
-    print('|---|---|---|---|---|---|---|')
+    """The table: per seed, the searched net against its pool."""
+    print(f'\nrandom pools retrained with seed {results["pool_seed"]}')
+    rows = []
     for seed, r in sorted(results['searched'].items()):
+        maps = [x['map'] for x in r['random']]
+        mean = statistics.mean(maps)
+        se = statistics.stdev(maps) / len(maps) ** 0.5
+        print(f'seed {seed}: searched {r["map"]:.3f} at '
+              f'{r["macs"] / 1e9:.3f} G, {r["params"] / 1e6:.2f} M params')
+        for x in r['random']:
+            print(f'  {x["name"]:>9}: {x["map"]:.3f}  {x["macs"] / 1e9:.3f} '
+                  f'G ({x["macs"] / r["macs"] - 1:+.1%}) '
+                  f'{x["params"] / 1e6:.2f} M params')
         gap = r['map'] - mean
         t = r['seconds']
-        print(f'| {seed} | {r["map"]:.3f} | {gap:+.3f} ({gap / se:+.1f}) | '
-              f'{"yes" if r["map"] > max(maps) else "no"} | '
-              f'{r["macs"] / 1e9:.3f} G ({r["macs"] / target - 1:+.1%}) | '
-              f'{r["params"] / 1e6:.2f} M | '
-              f'{t["screen"]:.0f} + {t["search"]:.0f} |')
+        rows.append(
+            f'| {seed} | {r["map"]:.3f} | {mean_std(maps, 3)} | '
+            f'{gap:+.3f} ({gap / se:+.1f}) | '
+            f'{"yes" if r["map"] > max(maps) else "no"} | '
+            f'{r["macs"] / 1e9:.3f} G | {r["params"] / 1e6:.2f} M | '
+            f'{t["screen"]:.0f} + {t["search"]:.0f} |')
+    print('| seed | searched mAP | its random pool | gap to the pool mean '
+          '(SE) | above every random net | searched MACs | params | '
+          'screen + search s |')
+    print('|---|---|---|---|---|---|---|---|')
+    print('\n'.join(rows))
     searched = [r['map'] for r in results['searched'].values()]
     print(f'searched over seeds: {mean_std(searched, 3)}')
 
