@@ -438,11 +438,13 @@ class HitDetSearcher(BaseModel):
             out[name] = order[:self.top_k[name]]
         return out
 
-    def genotype(self) -> Dict[str, List[str]]:
-        """Every position's op: the argmax at searchable positions, the
-        template's elsewhere (``backbone`` 21, ``neck`` 8, ``head``
-        blocks)."""
-        chosen = self.mutator.export()
+    def genotype(self, chosen: Optional[Dict[str, str]] = None
+                 ) -> Dict[str, List[str]]:
+        """Every position's op: ``chosen`` (alias -> op; default the
+        argmax) at searchable positions, the template's elsewhere
+        (``backbone`` 21, ``neck`` 8, ``head`` blocks)."""
+        if chosen is None:
+            chosen = self.mutator.export()
         out = {}
         for name in COMPONENTS:
             comp = self._component_of(name)

@@ -128,19 +128,8 @@ def draw(searcher, target: float, band: float, rng: random.Random,
 def to_genotype(searcher, idx: dict) -> dict:
     """The whole genotype: ``idx``'s ops at the searched positions, the
     template's elsewhere."""
-    from projects.hit_detector.ops import NECK_OPS
-    genotype = {}
-    for name in ('backbone', 'neck', 'head'):
-        comp = searcher._component_of(name)
-        ops = list(comp.block_ops if name == 'head' else comp.genotype)
-        genotype[name] = [NECK_OPS[o] if isinstance(o, int) else o
-                          for o in ops]
-    for alias, i in idx.items():
-        name, pos = alias.split('.')
-        first = 1 if name == 'backbone' else 0  # layer 0 is the stem
-        genotype[name][int(pos) - first] = \
-            searcher.mutator.blocks[alias].choices[i]
-    return genotype
+    return searcher.genotype({a: searcher.mutator.blocks[a].choices[i]
+                              for a, i in idx.items()})
 
 
 def main() -> None:
@@ -214,7 +203,8 @@ def main() -> None:
         rows.append(dict(name=f'random_{i}', macs=cost_of(searcher, idx),
                          genotype=genotype))
     with open(osp.join(args.out, 'genotypes.json'), 'w') as f:
-        json.dump(dict(target=target, band=args.band,
+        json.dump(dict(target=target, reference=args.reference,
+                       band=args.band,
                        input_size=args.input_size, rois=args.rois,
                        rows=rows), f, indent=1)
     for row in rows:

@@ -96,11 +96,6 @@ def draw_pool(reference: str, n: int, seed: int, out: str) -> None:
     subprocess.run([sys.executable, RANDOM_TOOL, '--template', RECIPE,
                     '--space', SEARCH, '--reference', reference, '--num',
                     str(n), '--seed', str(seed), '--out', out], check=True)
-    with open(path) as f:
-        drawn = json.load(f)
-    drawn['reference'] = reference
-    with open(path, 'w') as f:
-        json.dump(drawn, f, indent=1)
 
 
 def schedule(tasks: List[tuple], jobs: int) -> None:
