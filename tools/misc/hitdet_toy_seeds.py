@@ -8,27 +8,29 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
 1. screening (``toy_hitdet_screen-4e.py``) -> ``sub_spaces.json``;
 2. the joint search (``toy_hitdet_search-4e.py``) over those sub-spaces
    -> ``genotype.json`` and ``retrain_config.py``;
-3. the retrain of the genotype with the seed (``toy_hitdet_6e.py``).
-
-4. its random pool: ``--random`` genotypes over the search's space
+3. its random pool: ``--random`` genotypes over the search's space
    (every op at every searched position, before screening) whose
    searched positions cost what the seed's searched genotype costs,
-   within 3% (``tools/misc/hitdet_random_genotypes.py --reference``),
-   each retrained with ``--pool-seed`` and the same recipe.
+   within 3% (``tools/misc/hitdet_random_genotypes.py --reference``,
+   drawn with ``--pool-seed``);
+4. the retrain of the searched genotype and of every random one with
+   the same recipe (``toy_hitdet_6e.py``), once per ``--retrain-seeds``
+   seed (``seed{s}/retrain_rs{r}``, ``seed{s}/random/random_{i}_rs{r}``).
 
 Runs go side by side (``--jobs``) as soon as what they need has
 finished.
-Every net is scored by the bbox mAP of its last validation (the toy
-detection val split, 100 images). It prints the table (gap to the pool
-mean, in standard errors of that mean), writes ``--json`` and plots mAP
-against the searched positions' MACs and the detector's parameters
-(``--plot``). Seeded runs
-repeat on the same machine only, not across CPUs.
+Every net is scored by the mean, over its retrain seeds, of the bbox mAP
+of the last validation (the toy detection val split, 100 images): one
+retrain measures a net only to a few hundredths of mAP. It prints the
+table (gap to the pool mean, in standard errors of that mean), writes
+``--json`` and plots mAP against the searched positions' MACs and the
+detector's parameters (``--plot``). Seeded runs repeat on the same
+machine only, not across CPUs.
 
 Usage::
 
     python tools/misc/hitdet_toy_seeds.py --seeds 0 1 2 --random 5 \\
-        --jobs 2 --json work_dirs/hitdet_seeds.json \\
+        --retrain-seeds 0 1 --jobs 2 --json work_dirs/hitdet_seeds.json \\
         --plot projects/hit_detector/toy_map_vs_cost.png
 """
 import argparse
@@ -62,7 +64,16 @@ def last_map(work: str) -> float:
 
 def seed_dirs(seed: int, root: str) -> Dict[str, str]:
     return {k: osp.join(root, f'seed{seed}', k)
-            for k in ('screen', 'search', 'retrain', 'random')}
+            for k in ('screen', 'search', 'random')}
+
+
+def retrain_dir(seed: int, root: str, rs: int, net: str = '') -> str:
+    """Where retrain seed ``rs`` retrains seed ``seed``'s searched net
+    (``net`` empty) or its random net ``net``."""
+    d = seed_dirs(seed, root)
+    if net:
+        return osp.join(d['random'], f'{net}_rs{rs}')
+    return osp.join(root, f'seed{seed}', f'retrain_rs{rs}')
 
 
 def search(seed: int, root: str, one_thread: bool) -> None:
@@ -75,10 +86,15 @@ def search(seed: int, root: str, one_thread: bool) -> None:
               tag=TAG, one_thread=one_thread)
 
 
-def retrain(seed: int, root: str, one_thread: bool) -> None:
-    d = seed_dirs(seed, root)
-    run_train(osp.join(d['search'], 'retrain_config.py'), d['retrain'],
-              [f'randomness.seed={seed}'], tag=TAG, one_thread=one_thread)
+def retrain(config: str, work: str, rs: int, one_thread: bool) -> None:
+    run_train(config, work, [f'randomness.seed={rs}'], tag=TAG,
+              one_thread=one_thread)
+
+
+def mean_map(works: List[str]) -> dict:
+    """``map``: the mean of the ``maps`` of ``works``' last validations."""
+    maps = [last_map(w) for w in works]
+    return dict(map=statistics.mean(maps), maps=maps)
 
 
 def draw_pool(reference: str, n: int, seed: int, out: str) -> None:
@@ -173,16 +189,23 @@ def plot(results: dict, path: str) -> None:
              '128x128, RoI blocks x 300)'),
             (axes[1], 'params', 1e6, 'detector parameters (M)')):
         for i, (seed, r) in enumerate(sorted(results['searched'].items())):
-            ax.scatter([x[key] / unit for x in r['random']],
-                       [x['map'] for x in r['random']], s=30,
-                       color=f'C{i}', alpha=0.45,
-                       label=f'random at seed {seed}\'s cost')
-            ax.scatter([r[key] / unit], [r['map']], marker='*', s=240,
-                       color=f'C{i}', edgecolor='k',
-                       label=f'searched, seed {seed}')
+            for nets, style in ((r['random'], dict(
+                    fmt='o', ms=5, alpha=0.45,
+                    label=f'random at seed {seed}\'s cost')), ([r], dict(
+                        fmt='*', ms=16, mec='k',
+                        label=f'searched, seed {seed}'))):
+                # the bars: the range over the retrain seeds
+                ax.errorbar(
+                    [x[key] / unit for x in nets], [x['map'] for x in nets],
+                    yerr=[[x['map'] - min(x.get('maps', [x['map']]))
+                           for x in nets],
+                          [max(x.get('maps', [x['map']])) - x['map']
+                           for x in nets]],
+                    color=f'C{i}', capsize=2, lw=1, **style)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel('bbox mAP after retraining (toy val)')
+    axes[0].set_ylabel('bbox mAP after retraining (toy val; mean and\n'
+                       'range over the retrain seeds)')
     axes[1].legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))
     fig.suptitle('Hit-Detector search on the toy detection set')
     fig.tight_layout()
@@ -196,7 +219,11 @@ def main(argv=None) -> None:
     parser.add_argument('--random', type=int, default=5,
                         help='random genotypes in the pool')
     parser.add_argument('--pool-seed', type=int, default=0,
-                        help='seed of the pool\'s draw and retrains')
+                        help='seed of the pool\'s draw')
+    parser.add_argument('--retrain-seeds', type=int, nargs='+',
+                        default=[0, 1],
+                        help='every net retrains once per seed; its score '
+                        'is the mean')
     parser.add_argument('--work-root', default=osp.join(
         ROOT, 'work_dirs', 'hitdet_seeds'))
     parser.add_argument('--jobs', type=int, default=1,
@@ -211,21 +238,23 @@ def main(argv=None) -> None:
         d = seed_dirs(seed, root)
         reference = osp.join(d['search'], 'genotype.json')
         tasks.append((f'search{seed}', search, (seed, root, one), []))
-        later.append((f'retrain{seed}', retrain, (seed, root, one),
-                      [f'search{seed}']))
         later.append((f'pool{seed}', draw_pool,
                       (reference, args.random, args.pool_seed, d['random']),
                       [f'search{seed}']))
-        later += [(f'random{seed}_{i}', run_train,
-                   (osp.join(d['random'], f'random_{i}.py'),
-                    osp.join(d['random'], f'random_{i}'),
-                    [f'randomness.seed={args.pool_seed}'], 'finished.json',
-                    TAG, one), [f'pool{seed}'])
-                  for i in range(args.random)]
+        for rs in args.retrain_seeds:
+            later.append((f'retrain{seed}_rs{rs}', retrain,
+                          (osp.join(d['search'], 'retrain_config.py'),
+                           retrain_dir(seed, root, rs), rs, one),
+                          [f'search{seed}']))
+            later += [(f'random{seed}_{i}_rs{rs}', retrain,
+                       (osp.join(d['random'], f'random_{i}.py'),
+                        retrain_dir(seed, root, rs, f'random_{i}'), rs, one),
+                       [f'pool{seed}']) for i in range(args.random)]
     # the searches first (the longest chains), then what they unlock
     schedule(tasks + later, args.jobs)
     tool, searcher = cost_table()
-    results = dict(pool_seed=args.pool_seed, searched={})
+    results = dict(pool_seed=args.pool_seed,
+                   retrain_seeds=args.retrain_seeds, searched={})
     for seed in args.seeds:
         d = seed_dirs(seed, root)
         with open(osp.join(d['search'], 'genotype.json')) as f:
@@ -234,13 +263,17 @@ def main(argv=None) -> None:
             drawn = json.load(f)
         pool = []
         for row in drawn['rows'][1:args.random + 1]:  # [0]: the reference
+            name = row['name']
             pool.append(dict(
-                name=row['name'],
-                map=last_map(osp.join(d['random'], row['name'])),
+                name=name,
+                **mean_map([retrain_dir(seed, root, rs, name)
+                            for rs in args.retrain_seeds]),
                 **describe(tool, searcher, row['genotype'],
-                           osp.join(d['random'], f'{row["name"]}.py'))))
+                           osp.join(d['random'], f'{name}.py'))))
         results['searched'][seed] = dict(
-            map=last_map(d['retrain']), target=drawn['target'], random=pool,
+            **mean_map([retrain_dir(seed, root, rs)
+                        for rs in args.retrain_seeds]),
+            target=drawn['target'], random=pool,
             seconds={k: wall(d[k]) for k in ('screen', 'search')},
             **describe(tool, searcher, genotype,
                        osp.join(d['search'], 'retrain_config.py')))
@@ -252,20 +285,28 @@ def main(argv=None) -> None:
         plot(results, args.plot)
 
 
+def _maps(x: dict) -> str:
+    return ' / '.join(f'{m:.3f}' for m in x.get('maps', [x['map']]))
+
+
 def report(results: dict) -> None:
     """The table: per seed, the searched net against its pool."""
-    print(f'\nrandom pools retrained with seed {results["pool_seed"]}')
-    rows = []
+    seeds = results.get('retrain_seeds', [results['pool_seed']])
+    print(f'\nevery net retrained with seed(s) '
+          f'{", ".join(map(str, seeds))}; its mAP: the mean')
+    rows, within = [], []
     for seed, r in sorted(results['searched'].items()):
         maps = [x['map'] for x in r['random']]
         mean = statistics.mean(maps)
         se = statistics.stdev(maps) / len(maps) ** 0.5
-        print(f'seed {seed}: searched {r["map"]:.3f} at '
+        print(f'seed {seed}: searched {r["map"]:.3f} ({_maps(r)}) at '
               f'{r["macs"] / 1e9:.3f} G, {r["params"] / 1e6:.2f} M params')
         for x in r['random']:
-            print(f'  {x["name"]:>9}: {x["map"]:.3f}  {x["macs"] / 1e9:.3f} '
-                  f'G ({x["macs"] / r["macs"] - 1:+.1%}) '
-                  f'{x["params"] / 1e6:.2f} M params')
+            print(f'  {x["name"]:>9}: {x["map"]:.3f} ({_maps(x)})  '
+                  f'{x["macs"] / 1e9:.3f} G ({x["macs"] / r["macs"] - 1:+.1%})'
+                  f' {x["params"] / 1e6:.2f} M params')
+        within += [statistics.variance(x['maps']) for x in [r, *r['random']]
+                   if len(x.get('maps', ())) > 1]
         gap = r['map'] - mean
         t = r['seconds']
         rows.append(
@@ -281,6 +322,10 @@ def report(results: dict) -> None:
     print('\n'.join(rows))
     searched = [r['map'] for r in results['searched'].values()]
     print(f'searched over seeds: {mean_std(searched, 3)}')
+    if within:
+        print(f'retrain noise: a net\'s std over its retrain seeds, pooled '
+              f'over {len(within)} nets: '
+              f'{statistics.mean(within) ** 0.5:.3f}')
 
 
 if __name__ == '__main__':

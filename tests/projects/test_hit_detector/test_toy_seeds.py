@@ -20,27 +20,47 @@ def _tool():
 
 def _results():
     def pool(maps, macs):
-        return [dict(name=f'random_{i}', map=m, macs=macs * (1 - 0.01 * i),
-                     params=2e6 + i) for i, m in enumerate(maps)]
-    searched = {0: dict(map=0.20, macs=1.85e9, params=2.1e6, target=1.85e9,
+        return [dict(name=f'random_{i}', map=m, maps=[m - 0.01, m + 0.01],
+                     macs=macs * (1 - 0.01 * i), params=2e6 + i)
+                for i, m in enumerate(maps)]
+    searched = {0: dict(map=0.20, maps=[0.18, 0.22], macs=1.85e9,
+                        params=2.1e6, target=1.85e9,
                         random=pool((0.10, 0.12, 0.14), 1.85e9),
                         seconds=dict(screen=10.0, search=20.0)),
-                1: dict(map=0.13, macs=2.0e9, params=2.2e6, target=2.0e9,
+                1: dict(map=0.13, maps=[0.13, 0.13], macs=2.0e9,
+                        params=2.2e6, target=2.0e9,
                         random=pool((0.12, 0.14, 0.16), 2.0e9),
                         seconds=dict(screen=11.0, search=21.0))}
-    return dict(pool_seed=0, searched=searched)
+    return dict(pool_seed=0, retrain_seeds=[0, 1], searched=searched)
 
 
 def test_report_gap_in_standard_errors(capsys):
     _tool().report(_results())
     out = capsys.readouterr().out
+    assert 'retrained with seed(s) 0, 1' in out
     # pools 0.12 and 0.14 +- 0.02, SE 0.02 / sqrt(3) = 0.0115
     assert '| 0 | 0.200 | 0.120 ± 0.020 | +0.080 (+6.9) | yes | 1.850 G' \
         in out
     assert '| 1 | 0.130 | 0.140 ± 0.020 | -0.010 (-0.9) | no | 2.000 G' \
         in out
-    assert 'random_2: 0.140  1.813 G (-2.0%)' in out
+    assert 'searched 0.200 (0.180 / 0.220)' in out
+    assert 'random_2: 0.140 (0.130 / 0.150)  1.813 G (-2.0%)' in out
     assert 'searched over seeds: 0.165 ± 0.049' in out
+    # per-net variances: 0.0008 (searched 0), 0 (searched 1), 0.0002 x 6
+    assert 'pooled over 8 nets: 0.016' in out
+
+
+def test_mean_map_over_retrain_seeds(tmp_path, monkeypatch):
+    tool = _tool()
+    scores = {'a': 0.3, 'b': 0.4}
+    monkeypatch.setattr(tool, 'last_map', lambda w: scores[osp.basename(w)])
+    got = tool.mean_map([str(tmp_path / 'a'), str(tmp_path / 'b')])
+    assert got['maps'] == [0.3, 0.4]
+    assert abs(got['map'] - 0.35) < 1e-12
+    assert tool.retrain_dir(2, 'root', 1) == osp.join('root', 'seed2',
+                                                      'retrain_rs1')
+    assert tool.retrain_dir(2, 'root', 0, 'random_3') == osp.join(
+        'root', 'seed2', 'random', 'random_3_rs0')
 
 
 def test_plot_is_written(tmp_path):
