@@ -231,6 +231,11 @@ def main(argv=None) -> None:
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--plot', help='write the mAP-cost plot here')
     args = parser.parse_args(argv)
+    for flag in ('seeds', 'retrain_seeds'):
+        values = getattr(args, flag)
+        if len(set(values)) != len(values):
+            parser.error(f'--{flag.replace("_", "-")} lists a seed twice: '
+                         f'{values}')
     root = args.work_root
     one = args.jobs > 1
     tasks, later = [], []
@@ -291,9 +296,13 @@ def _maps(x: dict) -> str:
 
 def report(results: dict) -> None:
     """The table: per seed, the searched net against its pool."""
-    seeds = results.get('retrain_seeds', [results['pool_seed']])
-    print(f'\nevery net retrained with seed(s) '
-          f'{", ".join(map(str, seeds))}; its mAP: the mean')
+    if 'retrain_seeds' in results:
+        print(f'\nevery net retrained with seed(s) '
+              f'{", ".join(map(str, results["retrain_seeds"]))}; its mAP: '
+              f'the mean')
+    else:  # a results file of the one-retrain protocol
+        print(f'\nsearched nets retrained with their search seed, random '
+              f'ones with seed {results["pool_seed"]}')
     rows, within = [], []
     for seed, r in sorted(results['searched'].items()):
         maps = [x['map'] for x in r['random']]

@@ -1,7 +1,9 @@
 # Copyright (c) EVLab contributors.
 """The toy evidence runner (tools/misc/hitdet_toy_seeds.py): its table
-states the gap to the random pool's mean in standard errors of that mean
-and whether a searched net beats every random one; its plot is written.
+states the gap to the random pool's mean in standard errors of that mean,
+whether a searched net beats every random one, each net's retrains and
+the pooled retrain noise; every net retrains once per retrain seed, in
+its own folder, after what it needs; its plot is written.
 The runs themselves are the toy pipeline's (test_toy_pipeline.py)."""
 import importlib.util
 import os.path as osp
@@ -99,3 +101,45 @@ def test_schedule_stops_at_a_failure():
     with pytest.raises(SystemExit, match='x.log'):
         tool.schedule(tasks, jobs=2)
     assert ran == []
+
+
+def test_main_retrains_every_net_once_per_retrain_seed(monkeypatch,
+                                                       tmp_path):
+    import pytest
+    tool = _tool()
+    got = []
+
+    def capture(tasks, jobs):
+        got.extend(tasks)
+        raise SystemExit('captured')
+
+    monkeypatch.setattr(tool, 'schedule', capture)
+    with pytest.raises(SystemExit, match='captured'):
+        tool.main(['--seeds', '3', '--random', '2', '--retrain-seeds', '0',
+                   '1', '--work-root', str(tmp_path)])
+    by_name = {t[0]: t for t in got}
+    assert sorted(by_name) == sorted(
+        ['search3', 'pool3'] +
+        [f'retrain3_rs{r}' for r in (0, 1)] +
+        [f'random3_{i}_rs{r}' for i in (0, 1) for r in (0, 1)])
+    # a searched net's retrain waits for its search, a random one's for
+    # the pool; each in its own folder with its own seed
+    name, fn, args, deps = by_name['retrain3_rs1']
+    assert deps == ['search3']
+    assert args[0].endswith(osp.join('seed3', 'search', 'retrain_config.py'))
+    assert args[1:3] == (osp.join(str(tmp_path), 'seed3', 'retrain_rs1'), 1)
+    name, fn, args, deps = by_name['random3_1_rs0']
+    assert deps == ['pool3']
+    assert args[0] == osp.join(str(tmp_path), 'seed3', 'random',
+                               'random_1.py')
+    assert args[1:3] == (osp.join(str(tmp_path), 'seed3', 'random',
+                                  'random_1_rs0'), 0)
+    assert len({t[2][1] for t in got if t[0].startswith(('retrain',
+                                                         'random'))}) == 6
+
+
+def test_main_refuses_a_seed_listed_twice(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        _tool().main(['--retrain-seeds', '0', '0'])
+    assert '--retrain-seeds lists a seed twice' in capsys.readouterr().err
