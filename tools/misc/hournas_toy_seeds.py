@@ -64,10 +64,31 @@ def train(config: str, work: str, options: List[str],
                      one_thread=JOBS > 1)
 
 
+def budget_options(budget: Optional[int]) -> Dict[str, List[str]]:
+    """Per toy config, the options that set the MACs budget B to
+    ``budget`` (None: the configs' own, 2.85 M)."""
+    if budget is None:
+        return {}
+    if budget <= 0:
+        raise ValueError(f'--budget must be a positive number of MACs, '
+                         f'got {budget}')
+    search = [f'train_cfg.budget={budget}']
+    return {
+        'toy_hournas_stage1-search.py': search,
+        'toy_hournas_stage2-supernet.py': [f'custom_hooks.0.budget={budget}'],
+        'toy_hournas_stage2-search.py': search,
+        'toy_hournas_onestage-supernet.py': [
+            f'custom_hooks.0.max_macs={budget}'],
+        'toy_hournas_onestage-search.py': search,
+    }
+
+
 def pipeline(seed: int, root: str, one_stage: bool,
-             short: Optional[int] = None) -> Dict[str, dict]:
+             short: Optional[int] = None,
+             budget: Optional[int] = None) -> Dict[str, dict]:
     """Run the searches of one seed; their work dirs and wall times."""
     s = f'randomness.seed={seed}'
+    by_config = budget_options(budget)
     d = {k: osp.join(root, k) for k in (
         's1', 's1s', 's2', 's2s', 'os', 'oss')}
     d.update(s2short=osp.join(root, f's2_{short}ep'),
@@ -106,6 +127,7 @@ def pipeline(seed: int, root: str, one_stage: bool,
         ]
     out = {}
     for key, config, options, done in steps:
+        options = [*options, *by_config.get(config, [])]
         train(osp.join(CFG, config), d[key], options, done)
         out[key] = dict(work=d[key], seconds=wall(d[key]))
     return out
@@ -222,6 +244,12 @@ def main(argv=None) -> None:
                         'wall times are not a quiet machine\'s)')
     parser.add_argument('--retrain-epochs', type=int, default=RETRAIN_EPOCHS,
                         help='epochs of every retrain')
+    parser.add_argument('--budget', type=int, metavar='MACS',
+                        help='the MACs budget B of every search and of the '
+                        'random nets\' band (default: the toy configs\' '
+                        '2.85 M, 60%% of the largest subnet; 2,330,000 is '
+                        'the E-like preset, 313/383 of it); use another '
+                        '--work-dir per budget')
     parser.add_argument('--work-dir', default='work_dirs/hournas_seeds')
     parser.add_argument('--json', help='write the figures to this file')
     parser.add_argument('--plot', help='write the plot to this PNG')
@@ -233,7 +261,7 @@ def main(argv=None) -> None:
              for seed in args.seeds}
     runs = dict(zip(args.seeds, pool.map(
         lambda seed: pipeline(seed, roots[seed], args.one_stage,
-                              args.short_stage2),
+                              args.short_stage2, args.budget),
         args.seeds)))
     if args.searches_only:
         return
