@@ -17,7 +17,9 @@ Per seed, through ``tools/train.py`` (finished runs are reused):
    every seed is compared with).
 
 Every net retrains with one recipe (``--retrain-epochs``, default 20)
-and is scored on the toy test split (2,000 images). It prints the table
+and is scored on the toy test split (2,000 images): once, with its own
+seed (a searched net's search seed, the pool's seed), or once per
+``--retrain-seeds`` seed, scored by the mean. It prints the table
 (top-1 of the last validation; mean and spread over seeds), writes
 ``--json`` and plots accuracy against MACs (``--plot``). Seeded runs
 repeat on the same machine only, not across CPUs; wall times are only
@@ -196,7 +198,8 @@ def plot(results: dict, path: str) -> None:
                        [x['top1'] for x in r['random']], s=18,
                        color='grey' if pool is not None else colour,
                        alpha=0.6, label=f'random, seed {seed}' if pool is
-                       None else f'random nets (retrain seed {pool})')
+                       None else f'random nets (retrain '
+                       f'{_seeds(r["random"], pool)})')
         ax.scatter([r['hournas']['macs'] / 1e6], [r['hournas']['top1']],
                    marker='*', s=220, color=colour, edgecolor='k',
                    label=f'HourNAS, seed {seed}')
@@ -211,8 +214,17 @@ def plot(results: dict, path: str) -> None:
                        [r['one_stage']['top1']], marker='D', s=60,
                        color=colour, edgecolor='k',
                        label=f'one-stage, seed {seed}')
+    # each net's retrains, where it has several: their range
+    nets = [x for r in results.values()
+            for x in (r['hournas'], r.get('one_stage'), *r['random']) if x]
+    for x in nets:
+        runs = list(x.get('retrains', {}).values())
+        if len(runs) > 1:
+            ax.plot([x['macs'] / 1e6] * 2, [min(runs), max(runs)],
+                    color='k', alpha=0.3, lw=1, zorder=0)
     ax.set_xlabel('MACs (M, 32x32 input)')
-    ax.set_ylabel('top-1 after retraining (%), toy test split')
+    ax.set_ylabel('top-1 after retraining (%), toy test split\n(mean of '
+                  'the retrains; bars: their range)')
     ax.set_title('HourNAS on the toy classification set')
     ax.grid(alpha=0.3)
     # outside the axes: inside, it hides points
@@ -250,6 +262,10 @@ def main(argv=None) -> None:
                         '2.85 M, 60%% of the largest subnet; 2,330,000 is '
                         'the E-like preset, 313/383 of it); use another '
                         '--work-dir per budget')
+    parser.add_argument('--retrain-seeds', type=int, nargs='+',
+                        metavar='SEED',
+                        help='retrain every net once per seed and score it '
+                        'by the mean (default: once, with its own seed)')
     parser.add_argument('--work-dir', default='work_dirs/hournas_seeds')
     parser.add_argument('--json', help='write the figures to this file')
     parser.add_argument('--plot', help='write the plot to this PNG')
@@ -312,10 +328,30 @@ def main(argv=None) -> None:
 
     def do(job) -> None:
         entry, work, seed, genotype, config = job
-        entry['top1'] = retrain(work, seed, genotype, config)
+        entry.setdefault('retrains', {})[seed] = retrain(
+            work, seed, genotype, config)
 
-    list(pool.map(do, jobs))
+    list(pool.map(do, retrain_jobs(jobs, args.retrain_seeds)))
+    for job in jobs:  # each net's score: the mean over its retrains
+        entry = job[0]
+        entry['top1'] = statistics.mean(entry['retrains'].values())
     _report(results, args)
+
+
+def retrain_jobs(jobs: list, retrain_seeds: Optional[List[int]]) -> list:
+    """Every net's retrains: once with its own seed (a searched net's
+    search seed, the pool's seed), or once per ``retrain_seeds`` seed,
+    the retrain with its own seed in its folder, the others in
+    ``<folder>_rs<seed>``."""
+    if not retrain_seeds:
+        return list(jobs)
+    if len(set(retrain_seeds)) != len(retrain_seeds):
+        raise ValueError(f'--retrain-seeds lists a seed twice: '
+                         f'{retrain_seeds}')
+    return [(entry, work if r == seed else f'{work}_rs{r}', r, genotype,
+             config)
+            for entry, work, seed, genotype, config in jobs
+            for r in retrain_seeds]
 
 
 def _random_jobs(entries: list, n: int, seed: int, budget: int,
@@ -346,6 +382,23 @@ def _macs(genotype: list) -> int:
     return count_conv_linear_macs(model, [torch.zeros(1, 3, 32, 32)])
 
 
+def _seeds(entries: list, default) -> str:
+    """The retrain seeds of ``entries`` (``default`` when they have none
+    recorded), for a label."""
+    seeds = sorted({int(k) for x in entries for k in x.get('retrains', {})})
+    if len(seeds) > 1:
+        return 'seeds ' + ', '.join(map(str, seeds))
+    return f'seed {seeds[0] if seeds else default}'
+
+
+def _score(entry: dict) -> str:
+    """A net's top-1, with its retrains when it has several."""
+    runs = list(entry.get('retrains', {}).values())
+    if len(runs) < 2:
+        return f'{entry["top1"]:.1f}'
+    return f'{entry["top1"]:.2f} ({" / ".join(f"{x:.2f}" for x in runs)})'
+
+
 def _report(results: dict, args) -> None:
     seeds = sorted(results)
     print('| seed | HourNAS top-1 | random mean ± std (n) | gap (in SE of '
@@ -366,9 +419,10 @@ def _report(results: dict, args) -> None:
         hn = sum(cost[k] for k in ('s1', 's1s', 's2', 's2s'))
         one = r.get('one_stage', {}).get('top1')
         os_cost = cost.get('os', 0) + cost.get('oss', 0)
-        print(f'| {s} | {r["hournas"]["top1"]:.1f} | {mean_std(rand)} '
+        print(f'| {s} | {_score(r["hournas"])} | {mean_std(rand)} '
               f'({len(rand)}) | {gap:+.1f} ({gap / sem:+.1f} SE) | '
-              f'{"-" if one is None else f"{one:.1f}"} | {hn:.0f} | '
+              f'{"-" if one is None else _score(r["one_stage"])} | '
+              f'{hn:.0f} | '
               f'{os_cost:.0f} |')
     print(f'gap over the random mean: {mean_std(gaps)} over '
           f'{len(gaps)} seed(s); ahead by more than the standard error of '

@@ -50,3 +50,27 @@ def test_budget_reaches_every_config_that_reads_it():
     assert _tool().budget_options(None) == {}
     with pytest.raises(ValueError, match='--budget'):
         _tool().budget_options(0)
+
+
+def test_retrain_seeds_one_folder_per_retrain():
+    tool = _tool()
+    entry, pool = {}, {}
+    jobs = [(entry, 'w/seed1/retrain_hournas', 1, None, 'cfg.py'),
+            (pool, 'w/seed0/retrain_random0', 0, ['ir_k3_e1'] * 6, None)]
+    # by default one retrain per net, with its own seed
+    assert tool.retrain_jobs(jobs, None) == jobs
+    got = tool.retrain_jobs(jobs, [0, 1])
+    # its own seed in its own folder (what the default wrote), the others
+    # beside it
+    assert [(w, s) for _, w, s, _, _ in got] == [
+        ('w/seed1/retrain_hournas_rs0', 0), ('w/seed1/retrain_hournas', 1),
+        ('w/seed0/retrain_random0', 0), ('w/seed0/retrain_random0_rs1', 1)]
+    assert got[0][0] is entry and got[3][0] is pool and got[3][3] == jobs[1][3]
+    with pytest.raises(ValueError, match='twice'):
+        tool.retrain_jobs(jobs, [1, 1])
+    entry.update(top1=93.0, retrains={0: 92.0, 1: 94.0})
+    assert tool._score(entry) == '93.00 (92.00 / 94.00)'
+    assert tool._score(dict(top1=91.25)) == '91.2'
+    pool = [dict(retrains={0: 90.0, 1: 91.0}), dict(retrains={0: 89.0})]
+    assert tool._seeds(pool, 0) == 'seeds 0, 1'
+    assert tool._seeds([dict(top1=90.0)], 3) == 'seed 3'
