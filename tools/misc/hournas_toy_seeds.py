@@ -31,6 +31,12 @@ Usage::
         --random-pool 0 --one-stage --jobs 2 \\
         --json work_dirs/hournas_seeds.json \\
         --plot projects/hournas/toy_acc_vs_macs.png
+    # the E-like budget, every net retrained with seeds 0 and 1
+    python tools/misc/hournas_toy_seeds.py --seeds 0 1 2 --random 10 \\
+        --random-pool 0 --one-stage --jobs 2 --budget 2330000 \\
+        --retrain-seeds 0 1 --work-dir work_dirs/hournas_seeds_e \\
+        --json work_dirs/hournas_seeds_e.json \\
+        --plot projects/hournas/toy_acc_vs_macs_e.png
 """
 import argparse
 import json
@@ -215,9 +221,10 @@ def plot(results: dict, path: str) -> None:
                        color=colour, edgecolor='k',
                        label=f'one-stage, seed {seed}')
     # each net's retrains, where it has several: their range
-    nets = [x for r in results.values()
-            for x in (r['hournas'], r.get('one_stage'), *r['random']) if x]
-    for x in nets:
+    nets = {id(x): x for r in results.values()  # the pool: drawn once
+            for x in (r['hournas'], r.get('one_stage'),
+                      r.get('hournas_short'), *r['random']) if x}
+    for x in nets.values():
         runs = list(x.get('retrains', {}).values())
         if len(runs) > 1:
             ax.plot([x['macs'] / 1e6] * 2, [min(runs), max(runs)],
@@ -271,6 +278,10 @@ def main(argv=None) -> None:
     parser.add_argument('--plot', help='write the plot to this PNG')
     args = parser.parse_args(argv)
     JOBS, RETRAIN_EPOCHS = args.jobs, args.retrain_epochs
+    if args.retrain_seeds and len(set(args.retrain_seeds)) != len(
+            args.retrain_seeds):
+        parser.error(f'--retrain-seeds lists a seed twice: '
+                     f'{args.retrain_seeds}')
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(args.jobs)
     roots = {seed: osp.join(args.work_dir, f'seed{seed}')
@@ -287,6 +298,10 @@ def main(argv=None) -> None:
         with open(osp.join(run['s2s']['work'], 'best_genotype.json')) as f:
             best = json.load(f)
         budget = best['budget']
+        if args.budget is not None and budget != args.budget:
+            raise SystemExit(
+                f'{run["s2s"]["work"]}: searched with B = {budget}, not '
+                f'--budget {args.budget}; use another --work-dir')
         r = results[seed] = dict(
             cost={k: v['seconds'] for k, v in run.items()}, random=[])
         r['hournas'] = dict(genotype=best['genotype'], macs=best['macs'],
@@ -326,12 +341,13 @@ def main(argv=None) -> None:
             jobs += _random_jobs(r['random'], args.random, seed, budget,
                                  root)
 
-    def do(job) -> None:
+    def do(job) -> tuple:
         entry, work, seed, genotype, config = job
-        entry.setdefault('retrains', {})[seed] = retrain(
-            work, seed, genotype, config)
+        return entry, seed, retrain(work, seed, genotype, config)
 
-    list(pool.map(do, retrain_jobs(jobs, args.retrain_seeds)))
+    done = list(pool.map(do, retrain_jobs(jobs, args.retrain_seeds)))
+    for entry, seed, top1 in sorted(done, key=lambda x: x[1]):
+        entry.setdefault('retrains', {})[seed] = top1  # in seed order
     for job in jobs:  # each net's score: the mean over its retrains
         entry = job[0]
         entry['top1'] = statistics.mean(entry['retrains'].values())
@@ -393,10 +409,12 @@ def _seeds(entries: list, default) -> str:
 
 def _score(entry: dict) -> str:
     """A net's top-1, with its retrains when it has several."""
-    runs = list(entry.get('retrains', {}).values())
+    runs = sorted(entry.get('retrains', {}).items(),
+                  key=lambda kv: int(kv[0]))
     if len(runs) < 2:
         return f'{entry["top1"]:.1f}'
-    return f'{entry["top1"]:.2f} ({" / ".join(f"{x:.2f}" for x in runs)})'
+    return f'{entry["top1"]:.2f} (' + ' / '.join(
+        f'seed {k}: {v:.2f}' for k, v in runs) + ')'
 
 
 def _report(results: dict, args) -> None:

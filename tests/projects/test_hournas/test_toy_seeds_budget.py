@@ -68,8 +68,10 @@ def test_retrain_seeds_one_folder_per_retrain():
     assert got[0][0] is entry and got[3][0] is pool and got[3][3] == jobs[1][3]
     with pytest.raises(ValueError, match='twice'):
         tool.retrain_jobs(jobs, [1, 1])
-    entry.update(top1=93.0, retrains={0: 92.0, 1: 94.0})
-    assert tool._score(entry) == '93.00 (92.00 / 94.00)'
+    # labelled, in seed order whatever order they finished in (and with
+    # the string keys of a reloaded JSON)
+    entry.update(top1=93.0, retrains={'1': 94.0, '0': 92.0})
+    assert tool._score(entry) == '93.00 (seed 0: 92.00 / seed 1: 94.00)'
     assert tool._score(dict(top1=91.25)) == '91.2'
     pool = [dict(retrains={0: 90.0, 1: 91.0}), dict(retrains={0: 89.0})]
     assert tool._seeds(pool, 0) == 'seeds 0, 1'
