@@ -172,6 +172,17 @@ def band_genotypes(n: int, seed: int, low: float, high: float) -> List[list]:
 
 #: Retrain epochs, the same for every net (--retrain-epochs).
 RETRAIN_EPOCHS = 20
+#: The epochs of the folders without an ``_ep<E>`` suffix.
+DEFAULT_RETRAIN_EPOCHS = RETRAIN_EPOCHS
+
+
+def retrain_dir(work: str) -> str:
+    """The folder of a retrain at :data:`RETRAIN_EPOCHS`: ``work`` at the
+    default epochs, else ``work_ep<E>``, so that a run of other epochs
+    never reuses a finished one."""
+    if RETRAIN_EPOCHS == DEFAULT_RETRAIN_EPOCHS:
+        return work
+    return f'{work.rstrip("/")}_ep{RETRAIN_EPOCHS}'
 
 
 def retrain(work: str, seed: int, genotype: Optional[list] = None,
@@ -187,6 +198,7 @@ def retrain(work: str, seed: int, genotype: Optional[list] = None,
     if genotype is not None:
         options.append('model.backbone.genotype=[' + ','.join(
             f"'{op}'" for op in genotype) + ']')
+    work = retrain_dir(work)
     train(config, work, options, 'finished.json')
     return last_val(work)
 

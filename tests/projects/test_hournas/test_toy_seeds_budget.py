@@ -76,3 +76,12 @@ def test_retrain_seeds_one_folder_per_retrain():
     pool = [dict(retrains={0: 90.0, 1: 91.0}), dict(retrains={0: 89.0})]
     assert tool._seeds(pool, 0) == 'seeds 0, 1'
     assert tool._seeds([dict(top1=90.0)], 3) == 'seed 3'
+
+
+def test_other_retrain_epochs_never_reuse_a_finished_retrain():
+    tool = _tool()
+    assert tool.retrain_dir('w/seed0/retrain_random0') == \
+        'w/seed0/retrain_random0'
+    tool.RETRAIN_EPOCHS = 40
+    assert tool.retrain_dir('w/seed0/retrain_random0_rs1/') == \
+        'w/seed0/retrain_random0_rs1_ep40'
