@@ -1,7 +1,7 @@
 # Copyright (c) EVLab contributors.
 """Helpers of the multi-seed evidence runners (``tools/misc/*_seeds.py``):
 run one ``tools/train.py`` job into a work dir unless it finished, time
-it, and format a mean and spread."""
+it, format a mean and spread, and refuse a seed listed twice."""
 import json
 import os
 import os.path as osp
@@ -60,3 +60,21 @@ def mean_std(values: List[float], digits: int = 1) -> str:
     """``'mean ± std'`` (std 0 for one value)."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f'{statistics.mean(values):.{digits}f} ± {std:.{digits}f}'
+
+
+def check_unique_seeds(values: Optional[Sequence[int]], flag: str) -> None:
+    """Raise ``ValueError`` naming ``flag`` when ``values`` lists a seed
+    twice: two runs of one seed would share a work dir."""
+    if values and len(set(values)) != len(values):
+        raise ValueError(f'{flag} lists a seed twice: {list(values)}')
+
+
+def parse_unique_seeds(parser, args, flags: Sequence[str]) -> None:
+    """:func:`check_unique_seeds` on each ``args`` attribute of ``flags``
+    (e.g. ``'retrain_seeds'``), as a ``parser.error``."""
+    for flag in flags:
+        try:
+            check_unique_seeds(getattr(args, flag),
+                               '--' + flag.replace('_', '-'))
+        except ValueError as e:
+            parser.error(str(e))

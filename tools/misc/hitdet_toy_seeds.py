@@ -46,7 +46,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from projects.common.runtime import cli  # noqa: E402
-from projects.common.seeds import mean_std, run_train, wall  # noqa: E402
+from projects.common.seeds import mean_std, parse_unique_seeds, run_train, wall  # noqa: E402
 
 CFG = osp.join(ROOT, 'configs', 'hit_detector')
 SCREEN = osp.join(CFG, 'toy_hitdet_screen-4e.py')
@@ -231,11 +231,7 @@ def main(argv=None) -> None:
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--plot', help='write the mAP-cost plot here')
     args = parser.parse_args(argv)
-    for flag in ('seeds', 'retrain_seeds'):
-        values = getattr(args, flag)
-        if len(set(values)) != len(values):
-            parser.error(f'--{flag.replace("_", "-")} lists a seed twice: '
-                         f'{values}')
+    parse_unique_seeds(parser, args, ('seeds', 'retrain_seeds'))
     root = args.work_root
     one = args.jobs > 1
     tasks, later = [], []

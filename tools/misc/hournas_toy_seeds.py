@@ -50,7 +50,13 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.common.seeds import mean_std, run_train, wall  # noqa: E402
+from projects.common.seeds import (  # noqa: E402
+    check_unique_seeds,
+    mean_std,
+    parse_unique_seeds,
+    run_train,
+    wall,
+)
 
 CFG = osp.join(ROOT, 'configs', 'hournas')
 TOP1 = 'accuracy/top1'
@@ -290,10 +296,7 @@ def main(argv=None) -> None:
     parser.add_argument('--plot', help='write the plot to this PNG')
     args = parser.parse_args(argv)
     JOBS, RETRAIN_EPOCHS = args.jobs, args.retrain_epochs
-    if args.retrain_seeds and len(set(args.retrain_seeds)) != len(
-            args.retrain_seeds):
-        parser.error(f'--retrain-seeds lists a seed twice: '
-                     f'{args.retrain_seeds}')
+    parse_unique_seeds(parser, args, ('seeds', 'retrain_seeds'))
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(args.jobs)
     roots = {seed: osp.join(args.work_dir, f'seed{seed}')
@@ -373,9 +376,7 @@ def retrain_jobs(jobs: list, retrain_seeds: Optional[List[int]]) -> list:
     ``<folder>_rs<seed>``."""
     if not retrain_seeds:
         return list(jobs)
-    if len(set(retrain_seeds)) != len(retrain_seeds):
-        raise ValueError(f'--retrain-seeds lists a seed twice: '
-                         f'{retrain_seeds}')
+    check_unique_seeds(retrain_seeds, '--retrain-seeds')
     return [(entry, work if r == seed else f'{work}_rs{r}', r, genotype,
              config)
             for entry, work, seed, genotype, config in jobs

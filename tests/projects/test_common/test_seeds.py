@@ -1,12 +1,12 @@
 # Copyright (c) EVLab contributors.
 """The evidence runners' helpers (projects/common/seeds.py): a finished
 run is reused, not rerun; a failed run names its log; the mean and
-spread format."""
+spread format; a seed listed twice is refused."""
 import json
 
 import pytest
 
-from projects.common.seeds import mean_std, run_train, wall
+from projects.common.seeds import check_unique_seeds, mean_std, run_train, wall
 
 
 def test_finished_run_is_reused(tmp_path, capsys):
@@ -34,3 +34,10 @@ def test_wall_reads_what_a_run_wrote(tmp_path):
 def test_mean_std():
     assert mean_std([1.0, 2.0, 3.0]) == '2.0 ± 1.0'
     assert mean_std([0.25], 3) == '0.250 ± 0.000'
+
+
+def test_a_seed_listed_twice_is_refused():
+    check_unique_seeds([0, 1, 2], '--seeds')
+    check_unique_seeds(None, '--retrain-seeds')  # the option left out
+    with pytest.raises(ValueError, match='--seeds lists a seed twice'):
+        check_unique_seeds([0, 1, 0], '--seeds')

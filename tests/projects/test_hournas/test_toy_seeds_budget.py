@@ -85,3 +85,14 @@ def test_other_retrain_epochs_never_reuse_a_finished_retrain():
     tool.RETRAIN_EPOCHS = 40
     assert tool.retrain_dir('w/seed0/retrain_random0_rs1/') == \
         'w/seed0/retrain_random0_rs1_ep40'
+
+
+@pytest.mark.parametrize('argv, flag', [
+    (['--seeds', '0', '0'], '--seeds'),
+    (['--retrain-seeds', '1', '1'], '--retrain-seeds')])
+def test_main_refuses_a_seed_listed_twice(argv, flag, capsys, tmp_path):
+    # refused before any run starts (the work dir stays empty)
+    with pytest.raises(SystemExit):
+        _tool().main([*argv, '--work-dir', str(tmp_path / 'w')])
+    assert f'{flag} lists a seed twice' in capsys.readouterr().err
+    assert not (tmp_path / 'w').exists()
